@@ -1,0 +1,169 @@
+/*
+ * fleet: an in-process task runtime for C.
+ *
+ * A program creates a runtime (a dispatcher plus `task_managers` pools of
+ * worker threads), hands it ranges of work, and waits for them. The
+ * dispatcher splits each range by recursive halving ("binary scheduling")
+ * and hands the pieces (batches) to the least-loaded TaskManager; the
+ * workers of a pool share a batch by claiming chunks of it, and an idle
+ * TaskManager takes the unclaimed tail of a busy one's batch.
+ *
+ * Conventions (as in libuv): every call that can fail returns 0 or a
+ * negative errno value; fleet_strerror() names it. When a call fails, the
+ * callbacks it was given never run and nothing it was given is kept.
+ *
+ * Memory: the library allocates through jemalloc (one arena per
+ * TaskManager). Linking libfleet therefore links jemalloc, which replaces
+ * malloc() for the whole program. Sanitizer builds use the system malloc.
+ */
+#ifndef FLEET_H
+#define FLEET_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define FLEET_API __attribute__((visibility("default")))
+#else
+#define FLEET_API
+#endif
+
+typedef struct fleet_runtime fleet_runtime_t; /* opaque */
+typedef struct fleet_job fleet_job_t;         /* opaque */
+
+typedef struct fleet_config {
+    /* Worker pools. Default 2; must be >= 1. */
+    unsigned task_managers;
+    /* Threads per pool; 0 = the usable CPU count divided by task_managers,
+     * at least 1. */
+    unsigned workers_per_tm;
+    /* Batches each queue (PENDING, every TaskManager's ring) holds; a power
+     * of two >= 4. Default 64. */
+    unsigned ring_size;
+    /* Smallest batch the dispatcher makes, in items; 0 = automatic (derived
+     * per job from its size and the number of workers). It is a floor, not
+     * a target: batches are split further only when someone is idle. */
+    size_t grain;
+    /* Heartbeat period and failure timeout of the TaskManagers, in
+     * microseconds; the timeout must exceed the interval. Defaults 2000 and
+     * 20000. */
+    unsigned heartbeat_interval_us;
+    unsigned heartbeat_timeout_us;
+    /* How long an idle worker or waiter spins (yielding the CPU between
+     * checks) before it sleeps, in microseconds. Default 50, at most
+     * 1000000; 0 sleeps at once. */
+    unsigned spin_us;
+} fleet_config_t;
+
+/* Fills *cfg with the defaults above. Thread-safety: any thread. */
+FLEET_API void fleet_config_init(fleet_config_t *cfg);
+
+/*
+ * Creates a runtime from *cfg (NULL: the defaults) and starts its threads.
+ * Returns 0 and sets *out, or -EINVAL (bad configuration, NULL out),
+ * -ENOMEM, or the error pthread_create returned (-EAGAIN).
+ * Thread-safety: any thread; runtimes are independent of each other.
+ */
+FLEET_API int fleet_runtime_create(fleet_runtime_t **out,
+                                   const fleet_config_t *cfg);
+
+/*
+ * Waits until every submitted job has completed (released ones included),
+ * stops and joins every thread of the runtime and frees it. NULL is a no-op.
+ * Jobs not yet released stay valid for fleet_job_wait/fleet_job_release.
+ * Thread-safety: once per runtime, from a thread that is not one of its
+ * workers and with no other call on it in progress or to come.
+ */
+FLEET_API void fleet_runtime_destroy(fleet_runtime_t *rt);
+
+/* Runs items [begin, end) of a job; may be called many times per job, from
+ * any worker, with disjoint sub-ranges whose union is the job's range. */
+typedef void (*fleet_range_fn)(void *ctx, size_t begin, size_t end);
+
+/*
+ * Submits fn over [begin, end) and returns at once with a handle in *job.
+ * If the PENDING queue is full, waits until the dispatcher makes room
+ * (back-pressure). An empty range completes at once.
+ * Returns 0, -EINVAL (NULL rt/fn/job, begin > end), -ENOMEM, or -ESHUTDOWN
+ * once destroy has begun.
+ * Thread-safety: any thread, also from inside a task body.
+ */
+FLEET_API int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
+                           size_t begin, size_t end, fleet_job_t **job);
+
+/*
+ * Waits until every item of the job has been processed and committed.
+ * While it waits, the caller helps run the job's work. Returns 0, or
+ * -EINVAL for NULL.
+ * Thread-safety: any thread, also from inside a task body; any number of
+ * threads may wait on one job until it is released.
+ */
+FLEET_API int fleet_job_wait(fleet_job_t *job);
+
+/*
+ * Gives up the caller's handle. The job still runs to completion; the
+ * runtime frees it then. NULL is a no-op.
+ * Thread-safety: once per job, after every wait on it has returned.
+ */
+FLEET_API void fleet_job_release(fleet_job_t *job);
+
+/* fleet_submit + fleet_job_wait + fleet_job_release. Same errors as
+ * fleet_submit. Thread-safety: any thread, also from inside a task body
+ * (the waiting worker runs pending work meanwhile). */
+FLEET_API int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn,
+                                 void *ctx, size_t begin, size_t end);
+
+/*
+ * A reduction: every batch starts from init() and fold()s its items into
+ * its own partial of `size` bytes; partials are merged with combine().
+ * combine must be associative; it is called from worker threads too, but
+ * never twice at once on the same `into`.
+ */
+typedef struct fleet_reducer {
+    size_t size; /* bytes of a partial, >= 1 */
+    void (*init)(void *ctx, void *partial);
+    void (*fold)(void *ctx, size_t begin, size_t end, void *partial);
+    void (*combine)(void *ctx, void *into, const void *partial);
+} fleet_reducer_t;
+
+/*
+ * Reduces [begin, end) into *result (r->size bytes): result is init()ed,
+ * then every batch's partial is combined into it exactly once. Returns 0,
+ * -EINVAL (NULL rt/r/result, a NULL callback, size 0, begin > end),
+ * -ENOMEM, or -ESHUTDOWN. On error *result is left untouched.
+ * Thread-safety: as fleet_parallel_for.
+ */
+FLEET_API int fleet_parallel_reduce(fleet_runtime_t *rt,
+                                    const fleet_reducer_t *r, void *ctx,
+                                    size_t begin, size_t end, void *result);
+
+typedef enum {
+    FLEET_FAIL_CRASH, /* stops at once; queued and running work is lost */
+    FLEET_FAIL_HANG,  /* stops making progress and heartbeating */
+    FLEET_FAIL_SLOW   /* keeps working, several times slower */
+} fleet_fail_t;
+
+/*
+ * Simulates a failure of TaskManager `tm`. Returns -EINVAL for a NULL
+ * runtime, an unknown `tm` or `how`, and -ENOTSUP in this version (failure
+ * simulation and recovery are not built yet).
+ * Thread-safety: any thread.
+ */
+FLEET_API int fleet_tm_fail(fleet_runtime_t *rt, unsigned tm, fleet_fail_t how);
+
+/* Ends a simulated failure of `tm`. Errors as fleet_tm_fail.
+ * Thread-safety: any thread. */
+FLEET_API int fleet_tm_recover(fleet_runtime_t *rt, unsigned tm);
+
+/* A static description of a (negative or positive) errno value returned by
+ * this library. Thread-safety: any thread. */
+FLEET_API const char *fleet_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FLEET_H */

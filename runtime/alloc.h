@@ -1,0 +1,37 @@
+/*
+ * alloc: the one allocation shim of the library.
+ *
+ * Normal builds allocate with jemalloc; each TaskManager gets its own arena
+ * (arenas.create) so its allocations do not share pages or locks with other
+ * pools. Every call bypasses jemalloc's thread caches, which lets any thread
+ * free any block and lets an arena be destroyed safely. Sanitizer builds
+ * (FLEET_PLAIN_MALLOC) use the system malloc so that AddressSanitizer sees
+ * every block; arenas are then only numbers.
+ *
+ * It does not track blocks or sizes. Every function is thread-safe.
+ */
+#ifndef FLEET_ALLOC_H
+#define FLEET_ALLOC_H
+
+#include <stddef.h>
+
+/* The arena of blocks that belong to no TaskManager. */
+#define FL_ARENA_DEFAULT (~0u)
+
+/* Creates an arena; *arena is FL_ARENA_DEFAULT in plain-malloc builds.
+ * Returns 0 or -ENOMEM. */
+int fl_arena_create(unsigned *arena);
+/* Destroys an arena made by fl_arena_create, with every block still in it.
+ * FL_ARENA_DEFAULT is a no-op. */
+void fl_arena_destroy(unsigned arena);
+
+/* NULL when out of memory or size is 0. */
+void *fl_alloc(unsigned arena, size_t size);
+/* Zeroed; NULL on overflow or out of memory. */
+void *fl_calloc(unsigned arena, size_t n, size_t size);
+/* Zeroed, aligned to `align` (a power of two); NULL when out of memory. */
+void *fl_alloc_aligned(unsigned arena, size_t align, size_t size);
+/* Any block from this shim, whatever its arena; NULL is a no-op. */
+void fl_free(void *p);
+
+#endif /* FLEET_ALLOC_H */

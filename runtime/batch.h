@@ -1,0 +1,112 @@
+/*
+ * batch: one piece of a job handed to a TaskManager, and the claim protocol
+ * by which threads share it.
+ *
+ * A batch covers [begin, begin + n) with n <= FL_BATCH_MAX. Its claim word
+ * packs the next unclaimed offset and the end offset; threads running it
+ * (the worker that took it from its TaskManager's ring, idle siblings, a
+ * waiting caller) claim chunks from the front with a CAS, and the dispatcher
+ * may cut off the unclaimed back half for an idle TaskManager (a tail
+ * steal). `remaining` counts items neither run nor stolen: each thread
+ * subtracts what it ran when it leaves, the dispatcher subtracts what it
+ * stole, and whoever brings it to zero posts the completion (exactly one
+ * thread does).
+ *
+ * Lifetime: a thread may touch a batch while it holds a claim it has not yet
+ * subtracted (the batch cannot complete), or the TaskManager ring's
+ * reference, or the dispatcher role; the block is freed when the
+ * dispatcher's reference (dropped at commit) and the ring's (dropped by the
+ * worker that dequeues it) are both gone.
+ *
+ * This module does not know about queues, TaskManagers or the dispatcher.
+ */
+#ifndef FLEET_BATCH_H
+#define FLEET_BATCH_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "split.h"
+
+struct fleet_job;
+
+struct fl_batch {
+    /* Shared by the threads that run it; first cache line. */
+    alignas(64) _Atomic uint64_t claim; /* next offset << 32 | end offset */
+    _Atomic size_t remaining;           /* items not yet run or stolen */
+    _Atomic unsigned visitors;          /* threads inside; sizes chunks */
+    _Atomic unsigned refs;              /* dispatcher + ring references */
+    _Atomic bool posted;                /* remaining reached zero */
+
+    /* Fixed at creation. */
+    alignas(64) struct fleet_job *job;
+    size_t begin;
+    size_t min_chunk;
+    unsigned tm;
+    unsigned arena;
+
+    /* Dispatcher role only. */
+    size_t end; /* shrinks when a tail is stolen */
+    struct fl_batch *sched_prev, *sched_next; /* SCHEDULED list of its TM */
+    struct fl_batch *job_prev, *job_next;     /* live batches of its job */
+
+    /* Guarded by the lock of TaskManager `tm`. */
+    struct fl_batch *run_prev, *run_next;
+    bool in_running;
+
+    /* Guards `partial` while leaving threads combine into it. */
+    pthread_mutex_t partial_lock;
+    alignas(16) unsigned char partial[]; /* job's reducer size, if any */
+};
+
+/*
+ * A batch of job over [begin, end) for TaskManager tm, allocated in `arena`,
+ * with `refs` references (1, or 2 when it will sit in a ring); its partial
+ * is init()ed when the job reduces. NULL when out of memory.
+ * Thread-safety: any thread.
+ */
+struct fl_batch *fl_batch_new(struct fleet_job *job, size_t begin, size_t end,
+                              unsigned tm, unsigned arena, size_t min_chunk,
+                              unsigned refs);
+
+/* Drops a reference; frees the batch at zero. Any thread. */
+void fl_batch_unref(struct fl_batch *b);
+
+/*
+ * Claims the next chunk: true with [*s, *e) set, false when nothing is
+ * left unclaimed. Lock-free. The caller must be allowed to touch b (above).
+ */
+bool fl_batch_claim(struct fl_batch *b, size_t *s, size_t *e);
+
+/* Whether any item is still unclaimed (a snapshot). */
+bool fl_batch_has_unclaimed(const struct fl_batch *b);
+
+/* Unclaimed items (a snapshot). */
+size_t fl_batch_unclaimed(const struct fl_batch *b);
+
+/*
+ * Cuts the back half of the unclaimed items off b for another batch:
+ * true with the stolen [*s, *e) set. Lock-free. The caller must then call
+ * fl_batch_done(b, *e - *s) itself.
+ */
+bool fl_batch_steal_tail(struct fl_batch *b, size_t grain, size_t *s,
+                         size_t *e);
+
+/* Gives back a tail [s, e) just stolen with fl_batch_steal_tail, before
+ * anyone ran it. Only the thief, and only while it alone may change the
+ * batch's end (the dispatcher role). */
+void fl_batch_steal_undo(struct fl_batch *b, size_t s, size_t e);
+
+/*
+ * Accounts n items as run or stolen. Returns true for exactly one caller:
+ * the one that brought `remaining` to zero, which must post the batch.
+ * After it returns false the caller must not touch b (unless it holds a
+ * reference).
+ */
+bool fl_batch_done(struct fl_batch *b, size_t n);
+
+#endif /* FLEET_BATCH_H */

@@ -1,0 +1,85 @@
+/*
+ * dispatcher: binary scheduling, SCHEDULED bookkeeping and commits.
+ *
+ * The dispatcher is a role, held by whichever thread wins `role` with a
+ * CAS: the dispatcher thread, a submitter (the fast path: it splits its own
+ * job at once), a waiter, or a worker that has just posted a batch. The
+ * holder drains the completion ring (committing each batch once), hands
+ * PENDING ranges to TaskManagers by recursive splitting, and, when nothing
+ * is pending and a TaskManager is idle, cuts the unclaimed tail off the
+ * biggest running batch of a busy TaskManager for it. On release it checks
+ * the rings again, so work that arrived meanwhile is never stranded.
+ *
+ * Everything marked "dispatcher role only" in runtime/ is touched by the
+ * holder alone; the CAS (acquire) and the release store order holders.
+ * The dispatcher thread itself only sleeps until there is something to
+ * watch, then ticks every heartbeat interval while jobs are live.
+ */
+#ifndef FLEET_DISPATCHER_H
+#define FLEET_DISPATCHER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "batch.h"
+#include "pending.h"
+#include "ring.h"
+#include "wait.h"
+
+struct fleet_runtime;
+struct fleet_job;
+struct fl_worker;
+
+struct fl_dispatcher {
+    alignas(64) _Atomic bool role;
+    alignas(64) struct fl_pending_queue pending;
+    struct fl_ring completions; /* MPSC: posting threads -> role holder */
+    struct fl_event wake;       /* the dispatcher thread sleeps here */
+    pthread_t thread;
+    bool started;
+    /* Workers waiting inside a task that found nothing to help with and
+     * sleep on their pool's event. Registered and cleared under the role;
+     * read outside it only as a hint to re-run the role. */
+    _Atomic unsigned sleepers;
+    /* Dispatcher role only. */
+    struct fl_pending *cur; /* the range being split */
+};
+
+/* Returns 0, -EINVAL or -ENOMEM. */
+int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
+                       unsigned completion_capacity);
+int fl_dispatcher_start(struct fleet_runtime *rt);
+/* Joins the thread; the runtime's stop flag must be set. */
+void fl_dispatcher_join(struct fleet_runtime *rt);
+void fl_dispatcher_fini(struct fl_dispatcher *d);
+
+/* Runs the dispatcher role if no one holds it. Any thread. */
+void fl_dispatch(struct fleet_runtime *rt);
+
+/* Reports b complete: every item run or stolen. Called once per batch, by
+ * the thread whose fl_batch_done() returned true. Any thread. */
+void fl_post(struct fleet_runtime *rt, struct fl_batch *b);
+
+/*
+ * Finds work for a thread that waits — for `job` (NULL: any work; only
+ * workers may pass NULL) — and runs it. `self` is the calling worker or
+ * NULL. Returns true if it ran anything. Any thread.
+ */
+bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
+             struct fl_worker *self);
+
+/*
+ * For a worker about to sleep while it waits inside a task (for `job`, or
+ * for PENDING room when job is NULL): under the role, checks that nothing is
+ * left that it could help with, registers it as a sleeper and sets *seen to
+ * its pool's event value. Returns false, registering nothing, when there is
+ * work to help with or the role is busy: then the caller helps and retries.
+ * A role holder that leaves pending work no pool has room for wakes every
+ * registered sleeper. Any worker of rt.
+ */
+bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
+                     struct fleet_job *job, uint32_t *seen);
+
+#endif /* FLEET_DISPATCHER_H */

@@ -1,0 +1,69 @@
+/*
+ * job: what a caller submitted — a function (or reducer) over a range —
+ * and how its completion is reported.
+ *
+ * A job has two references: the caller's handle and the runtime's, dropped
+ * when its last batch is committed. `committed` and the live-batch list
+ * belong to the dispatcher role; `done` is published with release order and
+ * waiters sleep on `done_ev`.
+ *
+ * This module does not schedule anything.
+ */
+#ifndef FLEET_JOB_H
+#define FLEET_JOB_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "fleet.h"
+#include "pending.h"
+#include "wait.h"
+
+struct fl_batch;
+
+struct fleet_job {
+    struct fleet_runtime *rt;
+    fleet_range_fn fn;
+    void *ctx;
+    bool reduce;
+    fleet_reducer_t red;
+    void *acc; /* reduce: every committed partial is combined here */
+    size_t begin, end;
+    size_t grain;
+
+    _Atomic bool done;
+    struct fl_event done_ev;
+    _Atomic unsigned refs;
+    _Atomic unsigned tm_waiters; /* workers asleep on their pool's event */
+
+    /* Dispatcher role only. */
+    size_t committed;      /* items whose batch was committed */
+    struct fl_batch *live; /* batches handed out, not yet committed */
+
+    struct fl_pending root; /* the job's range as it enters PENDING */
+};
+
+/*
+ * A job over [begin, end) running fn, or the reducer *red when red is not
+ * NULL (its accumulator init()ed), with grain already resolved; two
+ * references. NULL when out of memory. Thread-safety: any thread.
+ */
+struct fleet_job *fl_job_new(struct fleet_runtime *rt, fleet_range_fn fn,
+                             const fleet_reducer_t *red, void *ctx,
+                             size_t begin, size_t end, size_t grain);
+
+/* Drops a reference; frees the job at zero. Any thread. */
+void fl_job_unref(struct fleet_job *job);
+
+/* Marks the job done and wakes its waiters. Dispatcher role, once. */
+void fl_job_finish(struct fleet_job *job);
+
+static inline bool fl_job_is_done(const struct fleet_job *job)
+{
+    /* acquire: pairs with the release in fl_job_finish, so the waiter sees
+     * the accumulator and every item's effects. */
+    return atomic_load_explicit(&job->done, memory_order_acquire);
+}
+
+#endif /* FLEET_JOB_H */

@@ -1,0 +1,324 @@
+/*
+ * runtime: the public API — configuration, lifecycle, submit and wait.
+ */
+#define _GNU_SOURCE
+#include "runtime.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "job.h"
+
+#define FL_MAX_TMS 1024u
+#define FL_MAX_WORKERS 1024u
+#define FL_MAX_RING (1u << 20)
+#define FL_MAX_SPIN_US 1000000u
+
+void fleet_config_init(fleet_config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->task_managers = 2;
+    cfg->workers_per_tm = 0;
+    cfg->ring_size = 64;
+    cfg->grain = 0;
+    cfg->heartbeat_interval_us = 2000;
+    cfg->heartbeat_timeout_us = 20000;
+    cfg->spin_us = 50;
+}
+
+static unsigned cpu_count(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return (unsigned)CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)n : 1;
+}
+
+static int config_check(const fleet_config_t *c)
+{
+    if (c->task_managers == 0 || c->task_managers > FL_MAX_TMS)
+        return -EINVAL;
+    if (c->workers_per_tm > FL_MAX_WORKERS)
+        return -EINVAL;
+    if (c->ring_size < 4 || c->ring_size > FL_MAX_RING ||
+        (c->ring_size & (c->ring_size - 1)) != 0)
+        return -EINVAL;
+    if (c->heartbeat_interval_us == 0 ||
+        c->heartbeat_timeout_us <= c->heartbeat_interval_us)
+        return -EINVAL;
+    if (c->spin_us > FL_MAX_SPIN_US)
+        return -EINVAL;
+    return 0;
+}
+
+/* Stops and joins every thread started, frees everything made. */
+static void teardown(struct fleet_runtime *rt, unsigned tms_made,
+                     bool disp_made)
+{
+    atomic_store_explicit(&rt->stop, true, memory_order_release);
+    for (unsigned i = 0; i < tms_made; i++)
+        fl_tm_wake(&rt->tms[i]);
+    fl_event_signal(&rt->disp.wake);
+    fl_dispatcher_join(rt);
+    for (unsigned i = 0; i < tms_made; i++)
+        fl_tm_join(&rt->tms[i]);
+    for (unsigned i = 0; i < tms_made; i++)
+        fl_tm_fini(&rt->tms[i]);
+    if (disp_made)
+        fl_dispatcher_fini(&rt->disp);
+    fl_free(rt->tms);
+    if (rt->self_key_made)
+        pthread_key_delete(rt->self);
+    fl_free(rt);
+}
+
+int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
+{
+    if (out == NULL)
+        return -EINVAL;
+    *out = NULL;
+    fleet_config_t c;
+    if (cfg != NULL)
+        c = *cfg;
+    else
+        fleet_config_init(&c);
+    int err = config_check(&c);
+    if (err != 0)
+        return err;
+    if (c.workers_per_tm == 0) {
+        unsigned n = cpu_count() / c.task_managers;
+        c.workers_per_tm = n == 0 ? 1 : n;
+    }
+
+    struct fleet_runtime *rt =
+        fl_alloc_aligned(FL_ARENA_DEFAULT, 64, sizeof(*rt));
+    if (rt == NULL)
+        return -ENOMEM;
+    rt->cfg = c;
+    rt->ntm = c.task_managers;
+    rt->nworkers = c.task_managers * c.workers_per_tm;
+    rt->spin_ns = (uint64_t)c.spin_us * 1000u;
+    atomic_init(&rt->jobs_live, 0);
+    atomic_init(&rt->closing, false);
+    atomic_init(&rt->stop, false);
+    fl_event_init(&rt->idle);
+
+    unsigned tms_made = 0;
+    bool disp_made = false;
+    err = -pthread_key_create(&rt->self, NULL);
+    rt->self_key_made = err == 0;
+    if (err == 0) {
+        rt->tms = fl_calloc(FL_ARENA_DEFAULT, rt->ntm, sizeof(*rt->tms));
+        if (rt->tms == NULL)
+            err = -ENOMEM;
+    }
+    for (; err == 0 && tms_made < rt->ntm; tms_made++) {
+        err = fl_tm_init(&rt->tms[tms_made], rt, tms_made, c.workers_per_tm,
+                         c.ring_size);
+        if (err != 0)
+            break;
+    }
+    if (err == 0) {
+        /* Every batch in flight fits, so a poster rarely waits. */
+        uint64_t cap = (uint64_t)rt->ntm *
+                       (c.ring_size + FL_EAGER_PER_WORKER * c.workers_per_tm) *
+                       2;
+        if (cap > FL_RING_MAX_CAPACITY)
+            cap = FL_RING_MAX_CAPACITY;
+        err = fl_dispatcher_init(&rt->disp, c.ring_size, (unsigned)cap);
+        disp_made = err == 0;
+    }
+    if (err == 0)
+        err = fl_dispatcher_start(rt);
+    for (unsigned i = 0; err == 0 && i < rt->ntm; i++)
+        err = fl_tm_start(&rt->tms[i]);
+    if (err != 0) {
+        teardown(rt, tms_made, disp_made);
+        return err;
+    }
+    *out = rt;
+    return 0;
+}
+
+void fleet_runtime_destroy(fleet_runtime_t *rt)
+{
+    if (rt == NULL)
+        return;
+    atomic_store_explicit(&rt->closing, true, memory_order_seq_cst);
+    for (;;) {
+        uint32_t seen = fl_event_value(&rt->idle);
+        if (atomic_load_explicit(&rt->jobs_live, memory_order_acquire) == 0)
+            break;
+        fl_event_wait(&rt->idle, seen, 0);
+    }
+    teardown(rt, rt->ntm, true);
+}
+
+static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
+                  const fleet_reducer_t *red, void *ctx, size_t begin,
+                  size_t end, fleet_job_t **out)
+{
+    if (rt == NULL || out == NULL || begin > end)
+        return -EINVAL;
+    if (red == NULL && fn == NULL)
+        return -EINVAL;
+    if (red != NULL && (red->size == 0 || red->init == NULL ||
+                        red->fold == NULL || red->combine == NULL))
+        return -EINVAL;
+    struct fl_worker *self = fl_self(rt);
+    /* Task bodies may still submit while destroy drains the runtime. */
+    if (self == NULL &&
+        atomic_load_explicit(&rt->closing, memory_order_seq_cst))
+        return -ESHUTDOWN;
+
+    size_t n = end - begin;
+    size_t grain =
+        rt->cfg.grain != 0 ? rt->cfg.grain : fl_grain_auto(n, rt->nworkers);
+    if (grain > FL_BATCH_MAX)
+        grain = FL_BATCH_MAX;
+    struct fleet_job *job = fl_job_new(rt, fn, red, ctx, begin, end, grain);
+    if (job == NULL)
+        return -ENOMEM;
+    if (n == 0) {
+        fl_job_finish(job);
+        fl_job_unref(job); /* the runtime's reference */
+        *out = job;
+        return 0;
+    }
+    if (atomic_fetch_add_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 0)
+        fl_event_signal(&rt->disp.wake); /* start the monitor's tick */
+
+    struct fl_pending_queue *q = &rt->disp.pending;
+    while (!fl_pending_push(q, &job->root)) {
+        /* Back-pressure: PENDING is full until the dispatcher hands some
+         * of it to a TaskManager. A worker helps meanwhile: a full PENDING
+         * always holds work it can take, so it never needs to sleep. */
+        fl_dispatch(rt);
+        if (self != NULL) {
+            if (!fl_help(rt, NULL, self))
+                sched_yield();
+            continue;
+        }
+        uint32_t seen = fl_event_value(&q->space);
+        if (fl_pending_push(q, &job->root))
+            break;
+        fl_event_wait(&q->space, seen, 0);
+    }
+    fl_dispatch(rt);
+    *out = job;
+    return 0;
+}
+
+int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
+                 size_t begin, size_t end, fleet_job_t **job)
+{
+    if (fn == NULL)
+        return -EINVAL;
+    return submit(rt, fn, NULL, ctx, begin, end, job);
+}
+
+int fleet_job_wait(fleet_job_t *job)
+{
+    if (job == NULL)
+        return -EINVAL;
+    struct fleet_runtime *rt = job->rt;
+    if (fl_job_is_done(job))
+        return 0;
+    struct fl_worker *self = fl_self(rt);
+    struct fl_spin spin;
+    fl_spin_init(&spin, rt->spin_ns);
+    for (;;) {
+        if (fl_job_is_done(job))
+            return 0;
+        if (fl_help(rt, job, self)) {
+            fl_spin_init(&spin, rt->spin_ns);
+            continue;
+        }
+        if (fl_spin_step(&spin))
+            continue;
+        if (self != NULL) {
+            /* A worker sleeps where its pool's work would wake it, after
+             * registering under the dispatcher role (fl_park_prepare); the
+             * job's end wakes every pool while tm_waiters is set. */
+            atomic_fetch_add_explicit(&job->tm_waiters, 1,
+                                      memory_order_seq_cst);
+            uint32_t seen;
+            if (fl_park_prepare(rt, self, job, &seen))
+                fl_event_wait(&self->tm->ev, seen, 0);
+            atomic_fetch_sub_explicit(&job->tm_waiters, 1,
+                                      memory_order_relaxed);
+        } else {
+            uint32_t seen = fl_event_value(&job->done_ev);
+            if (!fl_job_is_done(job))
+                fl_event_wait(&job->done_ev, seen, 0);
+        }
+        fl_spin_init(&spin, rt->spin_ns);
+    }
+}
+
+void fleet_job_release(fleet_job_t *job)
+{
+    if (job != NULL)
+        fl_job_unref(job);
+}
+
+int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
+                       size_t begin, size_t end)
+{
+    fleet_job_t *job;
+    int err = fleet_submit(rt, fn, ctx, begin, end, &job);
+    if (err != 0)
+        return err;
+    err = fleet_job_wait(job);
+    fleet_job_release(job);
+    return err;
+}
+
+int fleet_parallel_reduce(fleet_runtime_t *rt, const fleet_reducer_t *r,
+                          void *ctx, size_t begin, size_t end, void *result)
+{
+    if (r == NULL || result == NULL)
+        return -EINVAL;
+    fleet_job_t *job;
+    int err = submit(rt, NULL, r, ctx, begin, end, &job);
+    if (err != 0)
+        return err;
+    err = fleet_job_wait(job);
+    if (err == 0)
+        memcpy(result, job->acc, r->size);
+    fleet_job_release(job);
+    return err;
+}
+
+int fleet_tm_fail(fleet_runtime_t *rt, unsigned tm, fleet_fail_t how)
+{
+    if (rt == NULL || tm >= rt->ntm)
+        return -EINVAL;
+    if (how != FLEET_FAIL_CRASH && how != FLEET_FAIL_HANG &&
+        how != FLEET_FAIL_SLOW)
+        return -EINVAL;
+    return -ENOTSUP;
+}
+
+int fleet_tm_recover(fleet_runtime_t *rt, unsigned tm)
+{
+    if (rt == NULL || tm >= rt->ntm)
+        return -EINVAL;
+    return -ENOTSUP;
+}
+
+const char *fleet_strerror(int err)
+{
+    if (err == 0)
+        return "success";
+    if (err < 0)
+        err = -err;
+    const char *s = strerrordesc_np(err);
+    return s != NULL ? s : "unknown error";
+}

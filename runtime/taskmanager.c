@@ -1,0 +1,261 @@
+/*
+ * taskmanager: worker threads, the running list, and running a batch.
+ */
+#include "taskmanager.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "dispatcher.h"
+#include "job.h"
+#include "runtime.h"
+
+/* Reducer partials up to this size live on the visiting thread's stack. */
+#define FL_STACK_PARTIAL 256
+
+static void *worker_main(void *arg);
+
+int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
+               unsigned nworkers, unsigned ring_capacity)
+{
+    memset(tm, 0, sizeof(*tm));
+    tm->rt = rt;
+    tm->index = index;
+    tm->nworkers = nworkers;
+    tm->arena = FL_ARENA_DEFAULT;
+    fl_event_init(&tm->ev);
+    atomic_init(&tm->idle, 0);
+    pthread_mutex_init(&tm->lock, NULL);
+    int err = fl_arena_create(&tm->arena);
+    if (err == 0)
+        err = fl_ring_init(&tm->ring, ring_capacity, FL_RING_SP | FL_RING_MC);
+    if (err == 0) {
+        tm->workers = fl_calloc(tm->arena, nworkers, sizeof(*tm->workers));
+        if (tm->workers == NULL)
+            err = -ENOMEM;
+    }
+    if (err != 0) {
+        fl_tm_fini(tm);
+        return err;
+    }
+    for (unsigned i = 0; i < nworkers; i++) {
+        tm->workers[i].rt = rt;
+        tm->workers[i].tm = tm;
+        tm->workers[i].index = i;
+    }
+    return 0;
+}
+
+int fl_tm_start(struct fl_tm *tm)
+{
+    for (unsigned i = 0; i < tm->nworkers; i++) {
+        struct fl_worker *w = &tm->workers[i];
+        int err = pthread_create(&w->thread, NULL, worker_main, w);
+        if (err != 0)
+            return -err;
+        w->started = true;
+    }
+    return 0;
+}
+
+void fl_tm_join(struct fl_tm *tm)
+{
+    for (unsigned i = 0; tm->workers != NULL && i < tm->nworkers; i++) {
+        struct fl_worker *w = &tm->workers[i];
+        if (w->started)
+            pthread_join(w->thread, NULL);
+        w->started = false;
+    }
+}
+
+void fl_tm_fini(struct fl_tm *tm)
+{
+    if (tm->ring.buf != NULL) {
+        /* Entries whose batch was run by others before it was taken. */
+        void *v;
+        while (fl_ring_dequeue(&tm->ring, &v))
+            fl_batch_unref(v);
+        fl_ring_fini(&tm->ring);
+    }
+    fl_free(tm->workers);
+    tm->workers = NULL;
+    pthread_mutex_destroy(&tm->lock);
+    fl_arena_destroy(tm->arena);
+    tm->arena = FL_ARENA_DEFAULT;
+}
+
+void fl_tm_wake(struct fl_tm *tm)
+{
+    fl_event_signal(&tm->ev);
+}
+
+void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b)
+{
+    pthread_mutex_lock(&tm->lock);
+    /* The poster sets `posted` before it takes this lock, so either we see
+     * it here, or it finds the batch on the list and removes it. */
+    if (!atomic_load_explicit(&b->posted, memory_order_relaxed)) {
+        b->run_prev = NULL;
+        b->run_next = tm->running;
+        if (tm->running != NULL)
+            tm->running->run_prev = b;
+        tm->running = b;
+        b->in_running = true;
+    }
+    pthread_mutex_unlock(&tm->lock);
+}
+
+void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b)
+{
+    pthread_mutex_lock(&tm->lock);
+    if (b->in_running) {
+        if (b->run_prev != NULL)
+            b->run_prev->run_next = b->run_next;
+        else
+            tm->running = b->run_next;
+        if (b->run_next != NULL)
+            b->run_next->run_prev = b->run_prev;
+        b->in_running = false;
+    }
+    pthread_mutex_unlock(&tm->lock);
+}
+
+bool fl_tm_join_running(struct fl_tm *tm)
+{
+    size_t s = 0, e = 0;
+    struct fl_batch *got = NULL;
+    pthread_mutex_lock(&tm->lock);
+    /* On the list a batch is not yet posted, so it is still allocated; our
+     * claim then keeps it from completing once we let the lock go. */
+    for (;;) {
+        struct fl_batch *best = NULL;
+        size_t most = 0;
+        for (struct fl_batch *b = tm->running; b != NULL; b = b->run_next) {
+            size_t n = fl_batch_unclaimed(b);
+            if (n > most) {
+                most = n;
+                best = b;
+            }
+        }
+        if (best == NULL)
+            break;
+        if (fl_batch_claim(best, &s, &e)) {
+            got = best;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&tm->lock);
+    if (got == NULL)
+        return false;
+    fl_visit(tm->rt, got, s, e);
+    return true;
+}
+
+bool fl_tm_take(struct fl_tm *tm)
+{
+    void *v;
+    if (!fl_ring_dequeue(&tm->ring, &v))
+        return false;
+    struct fl_batch *b = v;
+    size_t s, e;
+    if (fl_batch_claim(b, &s, &e)) {
+        fl_tm_running_add(tm, b);
+        /* More than one chunk left: sleeping siblings may join. */
+        if (tm->nworkers > 1 &&
+            atomic_load_explicit(&tm->idle, memory_order_relaxed) != 0 &&
+            fl_batch_has_unclaimed(b))
+            fl_tm_wake(tm);
+        fl_visit(tm->rt, b, s, e);
+    } else if (fl_pending_ring_nonempty(&tm->rt->disp.pending)) {
+        /* A batch others finished while it sat here: its slot was the
+         * only thing this ring gave back; let PENDING use it. */
+        fl_batch_unref(b);
+        fl_dispatch(tm->rt);
+        return true;
+    }
+    /* The ring's reference. */
+    fl_batch_unref(b);
+    return true;
+}
+
+void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
+{
+    struct fleet_job *job = b->job;
+    size_t ran = 0;
+    atomic_fetch_add_explicit(&b->visitors, 1, memory_order_relaxed);
+    if (!job->reduce) {
+        do {
+            job->fn(job->ctx, s, e);
+            ran += e - s;
+        } while (fl_batch_claim(b, &s, &e));
+    } else {
+        alignas(64) unsigned char stack[FL_STACK_PARTIAL];
+        void *local = stack;
+        if (job->red.size > sizeof(stack)) {
+            local = fl_alloc(rt->tms[b->tm].arena, job->red.size);
+            if (local == NULL) {
+                /* Fold straight into the batch partial, one at a time. */
+                pthread_mutex_lock(&b->partial_lock);
+                do {
+                    job->red.fold(job->ctx, s, e, b->partial);
+                    ran += e - s;
+                } while (fl_batch_claim(b, &s, &e));
+                pthread_mutex_unlock(&b->partial_lock);
+                goto leave;
+            }
+        }
+        job->red.init(job->ctx, local);
+        do {
+            job->red.fold(job->ctx, s, e, local);
+            ran += e - s;
+        } while (fl_batch_claim(b, &s, &e));
+        pthread_mutex_lock(&b->partial_lock);
+        job->red.combine(job->ctx, b->partial, local);
+        pthread_mutex_unlock(&b->partial_lock);
+        if (local != stack)
+            fl_free(local);
+    }
+leave:
+    atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
+    if (fl_batch_done(b, ran))
+        fl_post(rt, b);
+}
+
+bool fl_tm_has_work(struct fl_tm *tm)
+{
+    if (fl_ring_size(&tm->ring) != 0)
+        return true;
+    pthread_mutex_lock(&tm->lock);
+    bool any = false;
+    for (struct fl_batch *b = tm->running; b != NULL && !any; b = b->run_next)
+        any = fl_batch_has_unclaimed(b);
+    pthread_mutex_unlock(&tm->lock);
+    return any;
+}
+
+static void *worker_main(void *arg)
+{
+    struct fl_worker *w = arg;
+    struct fl_tm *tm = w->tm;
+    struct fleet_runtime *rt = w->rt;
+    pthread_setspecific(rt->self, w);
+    while (!fl_stopping(rt)) {
+        if (fl_tm_take(tm) || fl_tm_join_running(tm))
+            continue;
+        atomic_fetch_add_explicit(&tm->idle, 1, memory_order_relaxed);
+        struct fl_spin spin;
+        fl_spin_init(&spin, rt->spin_ns);
+        bool found = false;
+        while (!found && fl_spin_step(&spin))
+            found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt) ||
+                    ((spin.steps & 7) == 0 && fl_tm_has_work(tm));
+        if (!found) {
+            uint32_t seen = fl_event_value(&tm->ev);
+            if (!fl_stopping(rt) && !fl_tm_has_work(tm))
+                fl_event_wait(&tm->ev, seen, 0);
+        }
+        atomic_fetch_sub_explicit(&tm->idle, 1, memory_order_relaxed);
+    }
+    return NULL;
+}

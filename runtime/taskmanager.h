@@ -1,0 +1,100 @@
+/*
+ * taskmanager: a TaskManager is a pool of worker threads with its own input
+ * ring (the dispatcher role is its only producer, its workers consume),
+ * its own jemalloc arena, and a list of the batches it is running.
+ *
+ * A worker takes a batch from the ring and runs it chunk by chunk (the claim
+ * protocol of batch.h). Idle siblings join a running batch of their own
+ * pool instead of sleeping — lazy splitting inside the pool — and after a
+ * bounded spin they sleep on the pool's event, which the dispatcher signals
+ * when it hands the pool work.
+ *
+ * It does not decide who gets what (the dispatcher does) and does not commit.
+ */
+#ifndef FLEET_TASKMANAGER_H
+#define FLEET_TASKMANAGER_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "batch.h"
+#include "ring.h"
+#include "wait.h"
+
+struct fleet_runtime;
+struct fleet_job;
+struct fl_tm;
+
+struct fl_worker {
+    struct fleet_runtime *rt;
+    struct fl_tm *tm;
+    unsigned index;
+    pthread_t thread;
+    bool started;
+};
+
+struct fl_tm {
+    struct fleet_runtime *rt;
+    unsigned index;
+    unsigned arena;
+    unsigned nworkers;
+    struct fl_worker *workers;
+    struct fl_ring ring; /* SPMC: dispatcher role -> workers */
+
+    alignas(64) struct fl_event ev; /* idle workers sleep here */
+    _Atomic unsigned idle;          /* workers looking for work */
+
+    /* Lock order: dispatcher role, then this lock, then a batch's
+     * partial_lock. Guards the running list. */
+    alignas(64) pthread_mutex_t lock;
+    struct fl_batch *running; /* taken from the ring, not yet posted */
+
+    /* Dispatcher role only. */
+    alignas(64) unsigned outstanding; /* batches in SCHEDULED */
+    size_t load;                      /* their items */
+    struct fl_batch *scheduled;       /* the SCHEDULED list */
+};
+
+/* Returns 0, -ENOMEM or -EINVAL. Starts no thread. */
+int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
+               unsigned nworkers, unsigned ring_capacity);
+/* Starts the workers. Returns 0 or -errno (those started keep running). */
+int fl_tm_start(struct fl_tm *tm);
+/* Joins the workers; the runtime's stop flag must be set. */
+void fl_tm_join(struct fl_tm *tm);
+/* Frees what init made, batches left in the ring included. */
+void fl_tm_fini(struct fl_tm *tm);
+
+/* Wakes the pool's sleeping workers. Any thread. */
+void fl_tm_wake(struct fl_tm *tm);
+
+/* Takes one batch from the ring and runs what it can of it. False when the
+ * ring is empty. Any thread of the runtime. */
+bool fl_tm_take(struct fl_tm *tm);
+
+/* Joins the running batch with the most unclaimed items and runs chunks of
+ * it. False when none has any. Any thread of the runtime. */
+bool fl_tm_join_running(struct fl_tm *tm);
+
+/* Whether the pool has a batch in its ring or an unclaimed chunk on its
+ * running list. Any thread. */
+bool fl_tm_has_work(struct fl_tm *tm);
+
+/* Puts b on the running list unless it is already posted. Any thread that
+ * may touch b. */
+void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b);
+
+/* Takes b off the running list if it is there. The poster of b. */
+void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b);
+
+/*
+ * Runs chunk [s, e) of b (already claimed by the caller), then every chunk
+ * it can still claim, folds or runs them, leaves, and posts b if it was the
+ * last. Any thread of the runtime.
+ */
+void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e);
+
+#endif /* FLEET_TASKMANAGER_H */
