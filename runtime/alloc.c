@@ -46,8 +46,9 @@ void *fl_alloc_aligned(unsigned arena, size_t align, size_t size)
     return p;
 }
 
-void fl_free(void *p)
+void fl_free(unsigned arena, void *p)
 {
+    (void)arena;
     free(p);
 }
 
@@ -57,10 +58,9 @@ void fl_free(void *p)
 
 static int flags_of(unsigned arena)
 {
-    int flags = MALLOCX_TCACHE_NONE;
-    if (arena != FL_ARENA_DEFAULT)
-        flags |= MALLOCX_ARENA(arena);
-    return flags;
+    if (arena == FL_ARENA_DEFAULT)
+        return 0;
+    return MALLOCX_ARENA(arena) | MALLOCX_TCACHE_NONE;
 }
 
 int fl_arena_create(unsigned *arena)
@@ -101,10 +101,10 @@ void *fl_alloc_aligned(unsigned arena, size_t align, size_t size)
     return mallocx(size, flags_of(arena) | MALLOCX_ZERO | MALLOCX_ALIGN(align));
 }
 
-void fl_free(void *p)
+void fl_free(unsigned arena, void *p)
 {
     if (p != NULL)
-        dallocx(p, MALLOCX_TCACHE_NONE);
+        dallocx(p, arena == FL_ARENA_DEFAULT ? 0 : MALLOCX_TCACHE_NONE);
 }
 
 #endif

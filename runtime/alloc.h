@@ -3,8 +3,10 @@
  *
  * Normal builds allocate with jemalloc; each TaskManager gets its own arena
  * (arenas.create) so its allocations do not share pages or locks with other
- * pools. Every call bypasses jemalloc's thread caches, which lets any thread
- * free any block and lets an arena be destroyed safely. Sanitizer builds
+ * pools. Blocks of those arenas bypass jemalloc's thread caches — a cached
+ * block would outlive its arena's destruction in some thread's cache — so
+ * every call names the arena, on free too. Blocks of the default arena use
+ * the thread caches (the fast path). Sanitizer builds
  * (FLEET_PLAIN_MALLOC) use the system malloc so that AddressSanitizer sees
  * every block; arenas are then only numbers.
  *
@@ -31,7 +33,8 @@ void *fl_alloc(unsigned arena, size_t size);
 void *fl_calloc(unsigned arena, size_t n, size_t size);
 /* Zeroed, aligned to `align` (a power of two); NULL when out of memory. */
 void *fl_alloc_aligned(unsigned arena, size_t align, size_t size);
-/* Any block from this shim, whatever its arena; NULL is a no-op. */
-void fl_free(void *p);
+/* A block from this shim, with the arena it was allocated in; NULL is a
+ * no-op. */
+void fl_free(unsigned arena, void *p);
 
 #endif /* FLEET_ALLOC_H */

@@ -11,15 +11,22 @@ static inline uint64_t pack(uint32_t next, uint32_t end)
     return ((uint64_t)next << 32) | end;
 }
 
-struct fl_batch *fl_batch_new(struct fleet_job *job, size_t begin, size_t end,
-                              unsigned tm, unsigned arena, size_t min_chunk,
-                              unsigned refs)
+struct fl_batch *fl_batch_alloc(unsigned arena, size_t partial_cap)
 {
-    size_t psize = job->reduce ? job->red.size : 0;
     struct fl_batch *b =
-        fl_alloc_aligned(arena, 64, sizeof(struct fl_batch) + psize);
+        fl_alloc_aligned(arena, 64, sizeof(struct fl_batch) + partial_cap);
     if (b == NULL)
         return NULL;
+    b->arena = arena;
+    b->partial_cap = partial_cap;
+    b->free_next = NULL;
+    pthread_mutex_init(&b->partial_lock, NULL);
+    return b;
+}
+
+void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
+                   size_t end, unsigned tm, size_t min_chunk, unsigned refs)
+{
     size_t n = end - begin;
     atomic_init(&b->claim, pack(0, (uint32_t)n));
     atomic_init(&b->remaining, n);
@@ -31,20 +38,21 @@ struct fl_batch *fl_batch_new(struct fleet_job *job, size_t begin, size_t end,
     b->end = end;
     b->min_chunk = min_chunk == 0 ? 1 : min_chunk;
     b->tm = tm;
-    b->arena = arena;
-    pthread_mutex_init(&b->partial_lock, NULL);
+    b->in_running = false;
     if (job->reduce)
         job->red.init(job->ctx, b->partial);
-    return b;
 }
 
-void fl_batch_unref(struct fl_batch *b)
+void fl_batch_destroy(struct fl_batch *b)
+{
+    pthread_mutex_destroy(&b->partial_lock);
+    fl_free(b->arena, b);
+}
+
+bool fl_batch_release(struct fl_batch *b)
 {
     /* acq_rel: the last owner sees every write of the others. */
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    pthread_mutex_destroy(&b->partial_lock);
-    fl_free(b);
+    return atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1;
 }
 
 bool fl_batch_claim(struct fl_batch *b, size_t *s, size_t *e)

@@ -14,9 +14,10 @@
  *
  * Lifetime: a thread may touch a batch while it holds a claim it has not yet
  * subtracted (the batch cannot complete), or the TaskManager ring's
- * reference, or the dispatcher role; the block is freed when the
- * dispatcher's reference (dropped at commit) and the ring's (dropped by the
- * worker that dequeues it) are both gone.
+ * reference, or the dispatcher role. The memory belongs to whoever drops
+ * the last reference — the dispatcher's (dropped at commit) or the ring's
+ * (dropped by the worker that dequeues it): the dispatcher recycles blocks,
+ * anyone else destroys them.
  *
  * This module does not know about queues, TaskManagers or the dispatcher.
  */
@@ -42,12 +43,14 @@ struct fl_batch {
     _Atomic unsigned refs;              /* dispatcher + ring references */
     _Atomic bool posted;                /* remaining reached zero */
 
-    /* Fixed at creation. */
+    /* Fixed from fl_batch_init to the last reference. */
     alignas(64) struct fleet_job *job;
     size_t begin;
     size_t min_chunk;
     unsigned tm;
-    unsigned arena;
+    unsigned arena;             /* fixed at allocation */
+    size_t partial_cap;         /* bytes of `partial`, fixed at allocation */
+    struct fl_batch *free_next; /* a recycling list, dispatcher role only */
 
     /* Dispatcher role only. */
     size_t end; /* shrinks when a tail is stolen */
@@ -63,18 +66,25 @@ struct fl_batch {
     alignas(16) unsigned char partial[]; /* job's reducer size, if any */
 };
 
-/*
- * A batch of job over [begin, end) for TaskManager tm, allocated in `arena`,
- * with `refs` references (1, or 2 when it will sit in a ring); its partial
- * is init()ed when the job reduces. NULL when out of memory.
- * Thread-safety: any thread.
- */
-struct fl_batch *fl_batch_new(struct fleet_job *job, size_t begin, size_t end,
-                              unsigned tm, unsigned arena, size_t min_chunk,
-                              unsigned refs);
+/* Allocates an uninitialized batch with room for a partial of partial_cap
+ * bytes, in `arena`. NULL when out of memory. Any thread. */
+struct fl_batch *fl_batch_alloc(unsigned arena, size_t partial_cap);
 
-/* Drops a reference; frees the batch at zero. Any thread. */
-void fl_batch_unref(struct fl_batch *b);
+/*
+ * (Re)initializes b as a batch of job over [begin, end) for TaskManager tm,
+ * with `refs` references (1, or 2 when it will sit in a ring); its partial
+ * is init()ed when the job reduces (b->partial_cap must fit the job's).
+ * Only while nobody else can see b.
+ */
+void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
+                   size_t end, unsigned tm, size_t min_chunk, unsigned refs);
+
+/* Frees a batch whose last reference is gone. */
+void fl_batch_destroy(struct fl_batch *b);
+
+/* Drops a reference. True for the caller that dropped the last one, which
+ * now owns the memory. Any thread. */
+bool fl_batch_release(struct fl_batch *b);
 
 /*
  * Claims the next chunk: true with [*s, *e) set, false when nothing is

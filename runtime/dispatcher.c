@@ -17,6 +17,7 @@ int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
 {
     atomic_init(&d->role, false);
     atomic_init(&d->sleepers, 0);
+    atomic_init(&d->parked, false);
     fl_event_init(&d->wake);
     d->started = false;
     d->cur = NULL;
@@ -105,6 +106,18 @@ static void finish_job(struct fleet_runtime *rt, struct fleet_job *job)
         fl_event_signal(&rt->idle);
 }
 
+/* Keeps a batch whose last reference the role dropped, for reuse. */
+static void recycle(struct fl_tm *tm, struct fl_batch *b)
+{
+    if (tm->pooled >= FL_BATCH_POOL) {
+        fl_batch_destroy(b);
+        return;
+    }
+    b->free_next = tm->pool;
+    tm->pool = b;
+    tm->pooled++;
+}
+
 static void commit(struct fleet_runtime *rt, struct fl_batch *b)
 {
     struct fleet_job *job = b->job;
@@ -112,7 +125,8 @@ static void commit(struct fleet_runtime *rt, struct fl_batch *b)
     if (job->reduce)
         job->red.combine(job->ctx, job->acc, b->partial);
     job->committed += b->end - b->begin;
-    fl_batch_unref(b);
+    if (fl_batch_release(b))
+        recycle(&rt->tms[b->tm], b);
     if (job->committed == job->end - job->begin)
         finish_job(rt, job);
 }
@@ -139,32 +153,69 @@ static unsigned tm_rooms(const struct fl_tm *tm)
     return cap - tm->outstanding;
 }
 
-/* The least-loaded TaskManager with room, and the rooms over all. */
-static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned *rooms)
+/* How many more threads may be woken for new work: enough to fill the
+ * CPUs that awake threads (and `extra` about to run) leave idle. */
+static unsigned wake_budget(struct fleet_runtime *rt, unsigned extra)
+{
+    unsigned awake = fl_awake(rt) + extra;
+    return awake < rt->ncpu ? rt->ncpu - awake : 0;
+}
+
+/*
+ * The TaskManager to hand the next batch: one with room, awake first (its
+ * workers poll their ring), then asleep while `budget` allows a wake; the
+ * least loaded among equals. *rooms: the batches those could take, the
+ * sleeping ones counted up to the budget. A pool asleep on a ring full of
+ * batches others already ran is woken to drain it.
+ */
+static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned budget,
+                             unsigned *rooms)
 {
     struct fl_tm *best = NULL;
+    bool best_awake = false;
+    unsigned asleep_rooms = 0;
     *rooms = 0;
     for (unsigned i = 0; i < rt->ntm; i++) {
         struct fl_tm *tm = &rt->tms[i];
         unsigned r = tm_rooms(tm);
-        if (r == 0)
+        bool awake = fl_tm_awake(tm);
+        if (r == 0) {
+            if (!awake && fl_ring_size(&tm->ring) != 0)
+                fl_tm_wake(tm);
             continue;
-        *rooms += r;
-        if (best == NULL || tm->load < best->load)
+        }
+        if (awake)
+            *rooms += r;
+        else if (budget == 0)
+            continue;
+        else
+            asleep_rooms += r;
+        if (best == NULL || (awake && !best_awake) ||
+            (awake == best_awake && tm->load < best->load)) {
             best = tm;
+            best_awake = awake;
+        }
     }
+    *rooms += asleep_rooms < budget ? asleep_rooms : budget;
     return best;
 }
 
-static struct fl_batch *make_batch(struct fleet_runtime *rt, struct fl_tm *tm,
-                                   struct fleet_job *job, size_t b, size_t e,
-                                   unsigned refs)
+static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
+                                   size_t b, size_t e, unsigned refs)
 {
-    (void)rt;
-    struct fl_batch *nb =
-        fl_batch_new(job, b, e, tm->index, tm->arena, job->grain, refs);
-    if (nb != NULL)
-        schedule(tm, nb);
+    size_t need = job->reduce ? job->red.size : 0;
+    struct fl_batch *nb = tm->pool;
+    if (nb != NULL && nb->partial_cap >= need) {
+        tm->pool = nb->free_next;
+        tm->pooled--;
+    } else {
+        nb = fl_batch_alloc(tm->arena,
+                            need > FL_BATCH_PARTIAL ? need : FL_BATCH_PARTIAL);
+        if (nb == NULL)
+            return NULL;
+    }
+    fl_batch_init(nb, job, b, e, tm->index, job->grain, refs);
+    schedule(tm, nb);
     return nb;
 }
 
@@ -184,7 +235,7 @@ static void advance_cur(struct fl_dispatcher *d, size_t end)
     p->begin = end;
     if (p->begin == p->end) {
         if (p != &p->job->root)
-            fl_free(p);
+            fl_free(FL_ARENA_DEFAULT, p);
         d->cur = NULL;
     }
 }
@@ -193,19 +244,35 @@ static bool hand_out(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     bool any = false;
+    unsigned woken = 0;
     for (;;) {
-        unsigned rooms;
-        struct fl_tm *tm = pick_tm(rt, &rooms);
-        if (tm == NULL)
-            break;
         if (d->cur == NULL && (d->cur = fl_pending_pop(&d->pending)) == NULL)
             break;
         struct fl_pending *p = d->cur;
-        size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms);
-        struct fl_batch *b = make_batch(rt, tm, p->job, p->begin, end, 2);
+        /* A caller that waits at once is one more runner: the last part is
+         * left pending for it to take without a ring hop (fl_help). */
+        bool share = p->job->caller_share;
+        /* Waking a pool for more parallelism must fill an idle CPU; a job
+         * that nobody runs yet gets one pool whatever the count. */
+        unsigned budget = wake_budget(rt, share + woken);
+        if (budget == 0 && !share && p->job->live == NULL)
+            budget = 1;
+        unsigned rooms;
+        struct fl_tm *tm = pick_tm(rt, budget, &rooms);
+        if (tm == NULL)
+            break;
+        size_t end =
+            fl_split_take(p->begin, p->end, p->job->grain, rooms + share);
+        if (share && end == p->end) {
+            p->job->caller_share = false;
+            break;
+        }
+        struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 2);
         if (b == NULL)
             break; /* out of memory: retried at the next dispatch */
         advance_cur(d, end);
+        if (!fl_tm_awake(tm))
+            woken += tm->nworkers;
         hand_to(tm, b);
         any = true;
     }
@@ -214,9 +281,16 @@ static bool hand_out(struct fleet_runtime *rt)
 
 /* --- tail steals ---------------------------------------------------------- */
 
-static bool tm_idle(const struct fl_tm *tm)
+/* A TaskManager that could start on stolen work now: a worker without a
+ * batch, awake in its spin — or, on the dispatcher's tick, asleep while a
+ * CPU is idle: a batch that outlived a tick is worth a wake-up. */
+static bool tm_idle(struct fleet_runtime *rt, struct fl_tm *tm, bool tick)
 {
-    return tm->outstanding < tm->nworkers && tm_rooms(tm) != 0;
+    if (tm->outstanding >= tm->nworkers || tm_rooms(tm) == 0)
+        return false;
+    if (atomic_load_explicit(&tm->spinning, memory_order_relaxed) != 0)
+        return true;
+    return tick && !fl_tm_awake(tm) && wake_budget(rt, 0) != 0;
 }
 
 /* The scheduled batch, on another TaskManager, with the most unclaimed
@@ -241,18 +315,18 @@ static struct fl_batch *steal_victim(struct fleet_runtime *rt,
     return best;
 }
 
-static bool balance(struct fleet_runtime *rt)
+static bool balance(struct fleet_runtime *rt, bool tick)
 {
     bool any = false;
     for (unsigned i = 0; i < rt->ntm; i++) {
         struct fl_tm *tm = &rt->tms[i];
-        if (!tm_idle(tm))
+        if (!tm_idle(rt, tm, tick))
             continue;
         struct fl_batch *v = steal_victim(rt, tm);
         size_t s, e;
         if (v == NULL || !fl_batch_steal_tail(v, v->job->grain, &s, &e))
             continue;
-        struct fl_batch *nb = make_batch(rt, tm, v->job, s, e, 2);
+        struct fl_batch *nb = make_batch(tm, v->job, s, e, 2);
         if (nb == NULL) {
             /* Give the tail back: nobody can have claimed it. */
             fl_batch_steal_undo(v, s, e);
@@ -284,22 +358,23 @@ static void wake_helpers(struct fleet_runtime *rt)
         fl_tm_wake(&rt->tms[i]);
 }
 
-/* Runs the role until nothing moves. Returns whether a TaskManager could
- * still take work, i.e. whether new PENDING entries would be actionable. */
-static bool role_run(struct fleet_runtime *rt)
+/* Runs the role until nothing moves (`tick`: on the dispatcher thread's
+ * periodic pass). Returns whether a TaskManager could still take work,
+ * i.e. whether new PENDING entries would be actionable. */
+static bool role_run(struct fleet_runtime *rt, bool tick)
 {
     for (;;) {
         bool moved = drain_completions(rt);
         moved |= hand_out(rt);
         if (!moved && rt->disp.cur == NULL &&
             !fl_pending_nonempty(&rt->disp.pending))
-            moved = balance(rt);
+            moved = balance(rt, tick);
         if (!moved)
             break;
     }
     wake_helpers(rt);
     unsigned rooms;
-    return pick_tm(rt, &rooms) != NULL;
+    return pick_tm(rt, wake_budget(rt, 0), &rooms) != NULL;
 }
 
 /* Whether work arrived that the role must see: completions, or PENDING
@@ -313,20 +388,26 @@ static bool role_wanted(struct fleet_runtime *rt, bool room)
              atomic_load_explicit(&d->sleepers, memory_order_relaxed) != 0));
 }
 
-void fl_dispatch(struct fleet_runtime *rt)
+static void dispatch(struct fleet_runtime *rt, bool tick)
 {
     struct fl_dispatcher *d = &rt->disp;
-    /* seq_cst: orders the caller's enqueue before our look at the role, as
-     * the holder's release is ordered before its look at the rings below:
-     * one of the two sees the other. */
+    /* Orders the caller's enqueue before our look at the role, as the
+     * holder's release is ordered before its look at the rings below: one
+     * of the two sees the other. */
     fl_fence();
     while (role_try(d)) {
-        bool room = role_run(rt);
+        bool room = role_run(rt, tick);
+        tick = false;
         role_release(d);
         fl_fence(); /* see above */
         if (!role_wanted(rt, room))
             break;
     }
+}
+
+void fl_dispatch(struct fleet_runtime *rt)
+{
+    dispatch(rt, false);
 }
 
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
@@ -345,16 +426,24 @@ void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
 /* --- helping ---------------------------------------------------------------
  */
 
-/* The live batch of job with the most unclaimed items. Role only. */
+/* The live batch of job a helper should join: one nobody runs yet if any
+ * (sharing a started one interleaves chunks on the same cache lines), the
+ * one with the most unclaimed items among those. Role only. */
 static struct fl_batch *job_victim(struct fleet_job *job)
 {
     struct fl_batch *best = NULL;
     size_t most = 0;
+    bool best_fresh = false;
     for (struct fl_batch *b = job->live; b != NULL; b = b->job_next) {
         size_t n = fl_batch_unclaimed(b);
-        if (n > most) {
+        bool fresh =
+            atomic_load_explicit(&b->visitors, memory_order_relaxed) == 0;
+        if (n == 0 || (best_fresh && !fresh))
+            continue;
+        if (n > most || (fresh && !best_fresh)) {
             most = n;
             best = b;
+            best_fresh = fresh;
         }
     }
     return best;
@@ -376,26 +465,28 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
                                    struct fl_worker *self, size_t *s, size_t *e)
 {
     struct fl_dispatcher *d = &rt->disp;
-    if (job != NULL) {
-        struct fl_batch *b = job_victim(job);
-        if (b != NULL && fl_batch_claim(b, s, e))
-            return b;
-    }
     if (d->cur == NULL)
         d->cur = fl_pending_pop(&d->pending);
     struct fl_pending *p = d->cur;
-    /* A caller from outside takes only its own job's range; a worker takes
-     * any, since the range may wait for a room that only this worker's
-     * own task would free. */
-    if (p == NULL || (self == NULL && p->job != job))
-        return NULL;
+    /* The job's own pending range first (its caller's share), then a live
+     * batch of the job; a worker then takes any pending range, since it may
+     * wait for a room that only this worker's own task would free. A caller
+     * from outside never runs other jobs' work. */
+    if (p == NULL || p->job != job) {
+        struct fl_batch *b = job != NULL ? job_victim(job) : NULL;
+        if (b != NULL && fl_batch_claim(b, s, e))
+            return b;
+        if (p == NULL || self == NULL)
+            return NULL;
+    }
+    p->job->caller_share = false;
     /* Nobody had room for it: run a piece here, booked to a TaskManager so
      * its workers can join and its failure accounting covers it. */
     unsigned rooms;
-    (void)pick_tm(rt, &rooms);
+    (void)pick_tm(rt, wake_budget(rt, 0), &rooms);
     size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms + 1);
     struct fl_tm *tm = self != NULL ? self->tm : least_loaded(rt);
-    struct fl_batch *b = make_batch(rt, tm, p->job, p->begin, end, 1);
+    struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 1);
     if (b == NULL)
         return NULL;
     advance_cur(d, end);
@@ -414,7 +505,7 @@ bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
     fl_fence(); /* as in fl_dispatch */
     if (!role_try(d))
         return false;
-    bool room = role_run(rt);
+    bool room = role_run(rt, false);
     size_t s = 0, e = 0;
     struct fl_batch *b = NULL;
     if (job == NULL || !fl_job_is_done(job))
@@ -436,7 +527,7 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
     fl_fence(); /* as in fl_dispatch */
     if (!role_try(d))
         return false;
-    bool room = role_run(rt);
+    bool room = role_run(rt, false);
     /* Register first, then look: whatever arrives after the snapshot moves
      * the event. */
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
@@ -461,16 +552,36 @@ static void *dispatcher_main(void *arg)
     struct fleet_runtime *rt = arg;
     struct fl_dispatcher *d = &rt->disp;
     uint64_t tick = (uint64_t)rt->cfg.heartbeat_interval_us * 1000u;
+    unsigned idle_ticks = 0;
     while (!fl_stopping(rt)) {
         uint32_t seen = fl_event_value(&d->wake);
-        fl_dispatch(rt);
-        bool busy =
-            atomic_load_explicit(&rt->jobs_live, memory_order_acquire) != 0;
-        if (fl_stopping(rt))
-            break;
-        fl_event_wait(&d->wake, seen, busy ? tick : 0);
+        dispatch(rt, true);
+        if (atomic_load_explicit(&rt->jobs_live, memory_order_acquire) != 0)
+            idle_ticks = 0;
+        else if (idle_ticks < FL_DISPATCHER_LINGER)
+            idle_ticks++;
+        if (idle_ticks < FL_DISPATCHER_LINGER) {
+            fl_event_wait(&d->wake, seen, tick);
+            continue;
+        }
+        /* Park: either a submitter sees `parked` and wakes us, or we see
+         * its job here (fences on both sides). */
+        atomic_store_explicit(&d->parked, true, memory_order_relaxed);
+        fl_fence();
+        if (atomic_load_explicit(&rt->jobs_live, memory_order_relaxed) == 0 &&
+            !fl_stopping(rt))
+            fl_event_wait(&d->wake, seen, 0);
+        atomic_store_explicit(&d->parked, false, memory_order_relaxed);
+        idle_ticks = 0;
     }
     return NULL;
+}
+
+void fl_dispatcher_kick(struct fleet_runtime *rt)
+{
+    fl_fence(); /* the caller's jobs_live increment, then our look */
+    if (atomic_load_explicit(&rt->disp.parked, memory_order_relaxed))
+        fl_event_signal(&rt->disp.wake);
 }
 
 int fl_dispatcher_start(struct fleet_runtime *rt)

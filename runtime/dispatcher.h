@@ -12,8 +12,10 @@
  *
  * Everything marked "dispatcher role only" in runtime/ is touched by the
  * holder alone; the CAS (acquire) and the release store order holders.
- * The dispatcher thread itself only sleeps until there is something to
- * watch, then ticks every heartbeat interval while jobs are live.
+ * The dispatcher thread ticks every heartbeat interval while the runtime
+ * is in use, and parks without a timeout once it has seen no live job for
+ * FL_DISPATCHER_LINGER ticks; only then must a submitter wake it (a
+ * futex wake per job would cost more than a small job itself).
  */
 #ifndef FLEET_DISPATCHER_H
 #define FLEET_DISPATCHER_H
@@ -37,6 +39,7 @@ struct fl_dispatcher {
     alignas(64) struct fl_pending_queue pending;
     struct fl_ring completions; /* MPSC: posting threads -> role holder */
     struct fl_event wake;       /* the dispatcher thread sleeps here */
+    _Atomic bool parked;        /* it sleeps without a timeout */
     pthread_t thread;
     bool started;
     /* Workers waiting inside a task that found nothing to help with and
@@ -47,6 +50,9 @@ struct fl_dispatcher {
     struct fl_pending *cur; /* the range being split */
 };
 
+/* Idle ticks before the dispatcher thread parks. */
+#define FL_DISPATCHER_LINGER 50
+
 /* Returns 0, -EINVAL or -ENOMEM. */
 int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
                        unsigned completion_capacity);
@@ -54,6 +60,10 @@ int fl_dispatcher_start(struct fleet_runtime *rt);
 /* Joins the thread; the runtime's stop flag must be set. */
 void fl_dispatcher_join(struct fleet_runtime *rt);
 void fl_dispatcher_fini(struct fl_dispatcher *d);
+
+/* Wakes the dispatcher thread if it is parked; after a job became live.
+ * Any thread. */
+void fl_dispatcher_kick(struct fleet_runtime *rt);
 
 /* Runs the dispatcher role if no one holds it. Any thread. */
 void fl_dispatch(struct fleet_runtime *rt);

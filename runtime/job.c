@@ -3,28 +3,28 @@
  */
 #include "job.h"
 
+#include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "alloc.h"
 
-struct fleet_job *fl_job_new(struct fleet_runtime *rt, fleet_range_fn fn,
-                             const fleet_reducer_t *red, void *ctx,
-                             size_t begin, size_t end, size_t grain)
+int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
+                fleet_range_fn fn, const fleet_reducer_t *red, void *ctx,
+                size_t begin, size_t end, size_t grain)
 {
-    struct fleet_job *job = fl_calloc(FL_ARENA_DEFAULT, 1, sizeof(*job));
-    if (job == NULL)
-        return NULL;
+    memset(job, 0, sizeof(*job));
     job->rt = rt;
     job->fn = fn;
     job->ctx = ctx;
     if (red != NULL) {
         job->reduce = true;
         job->red = *red;
-        job->acc = fl_alloc(FL_ARENA_DEFAULT, red->size);
-        if (job->acc == NULL) {
-            fl_free(job);
-            return NULL;
-        }
+        job->acc = red->size <= FL_JOB_ACC_INLINE
+                       ? job->acc_inline
+                       : fl_alloc(FL_ARENA_DEFAULT, red->size);
+        if (job->acc == NULL)
+            return -ENOMEM;
         red->init(ctx, job->acc);
     }
     job->begin = begin;
@@ -38,6 +38,27 @@ struct fleet_job *fl_job_new(struct fleet_runtime *rt, fleet_range_fn fn,
     job->root.begin = begin;
     job->root.end = end;
     job->root.next = NULL;
+    return 0;
+}
+
+static void free_acc(struct fleet_job *job)
+{
+    if (job->acc != job->acc_inline)
+        fl_free(FL_ARENA_DEFAULT, job->acc);
+}
+
+struct fleet_job *fl_job_new(struct fleet_runtime *rt, fleet_range_fn fn,
+                             const fleet_reducer_t *red, void *ctx,
+                             size_t begin, size_t end, size_t grain)
+{
+    struct fleet_job *job = fl_alloc(FL_ARENA_DEFAULT, sizeof(*job));
+    if (job == NULL)
+        return NULL;
+    if (fl_job_init(job, rt, fn, red, ctx, begin, end, grain) != 0) {
+        fl_free(FL_ARENA_DEFAULT, job);
+        return NULL;
+    }
+    job->heap = true;
     return job;
 }
 
@@ -46,8 +67,20 @@ void fl_job_unref(struct fleet_job *job)
     /* acq_rel: the last owner sees every write of the others. */
     if (atomic_fetch_sub_explicit(&job->refs, 1, memory_order_acq_rel) != 1)
         return;
-    fl_free(job->acc);
-    fl_free(job);
+    free_acc(job);
+    if (job->heap)
+        fl_free(FL_ARENA_DEFAULT, job);
+}
+
+void fl_job_settle(struct fleet_job *job)
+{
+    /* acquire: pairs with the runtime's release of its reference, its
+     * last touch of the job. */
+    for (unsigned spins = 0;
+         atomic_load_explicit(&job->refs, memory_order_acquire) > 1; spins++)
+        if (spins > 64)
+            sched_yield(); /* the thread dropping it may need this core */
+    free_acc(job);
 }
 
 void fl_job_finish(struct fleet_job *job)

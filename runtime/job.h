@@ -3,15 +3,18 @@
  * and how its completion is reported.
  *
  * A job has two references: the caller's handle and the runtime's, dropped
- * when its last batch is committed. `committed` and the live-batch list
- * belong to the dispatcher role; `done` is published with release order and
- * waiters sleep on `done_ev`.
+ * when its last batch is committed. fleet_submit allocates jobs; the
+ * blocking calls keep theirs on the caller's stack and return only once the
+ * runtime has dropped its reference (fl_job_settle). `committed` and the
+ * live-batch list belong to the dispatcher role; `done` is published with
+ * release order and waiters sleep on `done_ev`.
  *
  * This module does not schedule anything.
  */
 #ifndef FLEET_JOB_H
 #define FLEET_JOB_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -22,8 +25,12 @@
 
 struct fl_batch;
 
+/* Reducer partials up to this size live inside the job. */
+#define FL_JOB_ACC_INLINE 64
+
 struct fleet_job {
     struct fleet_runtime *rt;
+    bool heap; /* allocated by fl_job_new */
     fleet_range_fn fn;
     void *ctx;
     bool reduce;
@@ -38,20 +45,32 @@ struct fleet_job {
     _Atomic unsigned tm_waiters; /* workers asleep on their pool's event */
 
     /* Dispatcher role only. */
+    bool caller_share;     /* its first split keeps a part for the caller */
     size_t committed;      /* items whose batch was committed */
     struct fl_batch *live; /* batches handed out, not yet committed */
 
     struct fl_pending root; /* the job's range as it enters PENDING */
+    alignas(16) unsigned char acc_inline[FL_JOB_ACC_INLINE];
 };
 
 /*
- * A job over [begin, end) running fn, or the reducer *red when red is not
- * NULL (its accumulator init()ed), with grain already resolved; two
- * references. NULL when out of memory. Thread-safety: any thread.
+ * Sets up *job over [begin, end) running fn, or the reducer *red when red
+ * is not NULL (its accumulator init()ed), with grain already resolved; two
+ * references. Returns 0 or -ENOMEM. Thread-safety: any thread.
  */
+int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
+                fleet_range_fn fn, const fleet_reducer_t *red, void *ctx,
+                size_t begin, size_t end, size_t grain);
+
+/* fl_job_init on a new allocation; NULL when out of memory. */
 struct fleet_job *fl_job_new(struct fleet_runtime *rt, fleet_range_fn fn,
                              const fleet_reducer_t *red, void *ctx,
                              size_t begin, size_t end, size_t grain);
+
+/* For a job not from fl_job_new, once done: waits until the runtime has
+ * dropped its reference, then frees what init allocated. The caller's
+ * thread. */
+void fl_job_settle(struct fleet_job *job);
 
 /* Drops a reference; frees the job at zero. Any thread. */
 void fl_job_unref(struct fleet_job *job);

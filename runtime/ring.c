@@ -42,7 +42,7 @@ void fl_ring_fini(struct fl_ring *r)
 {
     if (r == NULL)
         return;
-    fl_free(r->buf);
+    fl_free(FL_ARENA_DEFAULT, r->buf);
     r->buf = NULL;
     r->capacity = 0;
 }

@@ -72,10 +72,10 @@ static void teardown(struct fleet_runtime *rt, unsigned tms_made,
         fl_tm_fini(&rt->tms[i]);
     if (disp_made)
         fl_dispatcher_fini(&rt->disp);
-    fl_free(rt->tms);
+    fl_free(FL_ARENA_DEFAULT, rt->tms);
     if (rt->self_key_made)
         pthread_key_delete(rt->self);
-    fl_free(rt);
+    fl_free(FL_ARENA_DEFAULT, rt);
 }
 
 int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
@@ -103,8 +103,10 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
     rt->cfg = c;
     rt->ntm = c.task_managers;
     rt->nworkers = c.task_managers * c.workers_per_tm;
+    rt->ncpu = cpu_count();
     rt->spin_ns = (uint64_t)c.spin_us * 1000u;
     atomic_init(&rt->jobs_live, 0);
+    atomic_init(&rt->awake, 0);
     atomic_init(&rt->closing, false);
     atomic_init(&rt->stop, false);
     fl_event_init(&rt->idle);
@@ -160,9 +162,11 @@ void fleet_runtime_destroy(fleet_runtime_t *rt)
     teardown(rt, rt->ntm, true);
 }
 
+/* `local`: the job lives there, not on the heap, and the caller waits for
+ * it right away, so the first split keeps a share for it. */
 static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
                   const fleet_reducer_t *red, void *ctx, size_t begin,
-                  size_t end, fleet_job_t **out)
+                  size_t end, struct fleet_job *local, fleet_job_t **out)
 {
     if (rt == NULL || out == NULL || begin > end)
         return -EINVAL;
@@ -182,7 +186,11 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
         rt->cfg.grain != 0 ? rt->cfg.grain : fl_grain_auto(n, rt->nworkers);
     if (grain > FL_BATCH_MAX)
         grain = FL_BATCH_MAX;
-    struct fleet_job *job = fl_job_new(rt, fn, red, ctx, begin, end, grain);
+    struct fleet_job *job = local;
+    if (job == NULL)
+        job = fl_job_new(rt, fn, red, ctx, begin, end, grain);
+    else if (fl_job_init(job, rt, fn, red, ctx, begin, end, grain) != 0)
+        job = NULL;
     if (job == NULL)
         return -ENOMEM;
     if (n == 0) {
@@ -191,8 +199,9 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
         *out = job;
         return 0;
     }
+    job->caller_share = local != NULL;
     if (atomic_fetch_add_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 0)
-        fl_event_signal(&rt->disp.wake); /* start the monitor's tick */
+        fl_dispatcher_kick(rt); /* it may have parked */
 
     struct fl_pending_queue *q = &rt->disp.pending;
     while (!fl_pending_push(q, &job->root)) {
@@ -220,24 +229,22 @@ int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
 {
     if (fn == NULL)
         return -EINVAL;
-    return submit(rt, fn, NULL, ctx, begin, end, job);
+    return submit(rt, fn, NULL, ctx, begin, end, NULL, job);
 }
 
-int fleet_job_wait(fleet_job_t *job)
+static void wait_loop(struct fleet_runtime *rt, struct fleet_job *job,
+                      struct fl_worker *self)
 {
-    if (job == NULL)
-        return -EINVAL;
-    struct fleet_runtime *rt = job->rt;
-    if (fl_job_is_done(job))
-        return 0;
-    struct fl_worker *self = fl_self(rt);
     struct fl_spin spin;
     fl_spin_init(&spin, rt->spin_ns);
-    for (;;) {
+    for (unsigned step = 0;; step++) {
         if (fl_job_is_done(job))
-            return 0;
-        if (fl_help(rt, job, self)) {
+            return;
+        /* Helping takes the dispatcher role; once it found nothing, look
+         * again only now and then, and meanwhile just watch `done`. */
+        if ((step & 7) == 0 && fl_help(rt, job, self)) {
             fl_spin_init(&spin, rt->spin_ns);
+            step = (unsigned)-1;
             continue;
         }
         if (fl_spin_step(&spin))
@@ -250,16 +257,38 @@ int fleet_job_wait(fleet_job_t *job)
                                       memory_order_seq_cst);
             uint32_t seen;
             if (fl_park_prepare(rt, self, job, &seen))
-                fl_event_wait(&self->tm->ev, seen, 0);
+                fl_tm_park(self->tm, seen);
             atomic_fetch_sub_explicit(&job->tm_waiters, 1,
                                       memory_order_relaxed);
         } else {
             uint32_t seen = fl_event_value(&job->done_ev);
-            if (!fl_job_is_done(job))
+            if (!fl_job_is_done(job)) {
+                /* The CPU we free may be what pending work waited for. */
+                fl_awake_add(rt, -1);
+                fl_dispatch(rt);
                 fl_event_wait(&job->done_ev, seen, 0);
+                fl_awake_add(rt, 1);
+            }
         }
         fl_spin_init(&spin, rt->spin_ns);
     }
+}
+
+int fleet_job_wait(fleet_job_t *job)
+{
+    if (job == NULL)
+        return -EINVAL;
+    if (fl_job_is_done(job))
+        return 0;
+    struct fleet_runtime *rt = job->rt;
+    struct fl_worker *self = fl_self(rt);
+    /* A worker is counted awake already. */
+    if (self == NULL)
+        fl_awake_add(rt, 1);
+    wait_loop(rt, job, self);
+    if (self == NULL)
+        fl_awake_add(rt, -1);
+    return 0;
 }
 
 void fleet_job_release(fleet_job_t *job)
@@ -271,12 +300,14 @@ void fleet_job_release(fleet_job_t *job)
 int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
                        size_t begin, size_t end)
 {
-    fleet_job_t *job;
-    int err = fleet_submit(rt, fn, ctx, begin, end, &job);
+    if (fn == NULL)
+        return -EINVAL;
+    struct fleet_job local, *job;
+    int err = submit(rt, fn, NULL, ctx, begin, end, &local, &job);
     if (err != 0)
         return err;
     err = fleet_job_wait(job);
-    fleet_job_release(job);
+    fl_job_settle(job);
     return err;
 }
 
@@ -285,14 +316,14 @@ int fleet_parallel_reduce(fleet_runtime_t *rt, const fleet_reducer_t *r,
 {
     if (r == NULL || result == NULL)
         return -EINVAL;
-    fleet_job_t *job;
-    int err = submit(rt, NULL, r, ctx, begin, end, &job);
+    struct fleet_job local, *job;
+    int err = submit(rt, NULL, r, ctx, begin, end, &local, &job);
     if (err != 0)
         return err;
     err = fleet_job_wait(job);
     if (err == 0)
         memcpy(result, job->acc, r->size);
-    fleet_job_release(job);
+    fl_job_settle(job);
     return err;
 }
 

@@ -17,19 +17,27 @@
 #include "taskmanager.h"
 #include "wait.h"
 
-/* Batches each worker is given before the rest waits for an idle one. */
-#define FL_EAGER_PER_WORKER 2
+/* Batches each worker is given before the rest waits for an idle one (or
+ * is cut off a busy batch's tail for it). */
+#define FL_EAGER_PER_WORKER 1
 
 struct fleet_runtime {
     fleet_config_t cfg;
     unsigned ntm;
     unsigned nworkers; /* over all TaskManagers */
+    unsigned ncpu;     /* CPUs this process may run on */
     uint64_t spin_ns;
     struct fl_tm *tms;
     struct fl_dispatcher disp;
     pthread_key_t self; /* the calling thread's struct fl_worker, if ours */
     bool self_key_made;
 
+    /* Threads of this runtime not asleep: workers, and callers inside
+     * fleet_job_wait. Idle workers spin only while it is at most ncpu, and
+     * sleeping workers are woken for new work only while it is below: on a
+     * small machine a spinner beyond the CPU count only takes a core from a
+     * thread with work, and a wake costs the waker microseconds. */
+    alignas(64) _Atomic unsigned awake;
     alignas(64) _Atomic size_t jobs_live; /* submitted, not yet complete */
     struct fl_event idle;                 /* signalled when that hits 0 */
     _Atomic bool closing;                 /* destroy began: refuse submits */
@@ -40,6 +48,17 @@ struct fleet_runtime {
 static inline struct fl_worker *fl_self(struct fleet_runtime *rt)
 {
     return pthread_getspecific(rt->self);
+}
+
+static inline void fl_awake_add(struct fleet_runtime *rt, int delta)
+{
+    atomic_fetch_add_explicit(&rt->awake, (unsigned)delta,
+                              memory_order_relaxed);
+}
+
+static inline unsigned fl_awake(struct fleet_runtime *rt)
+{
+    return atomic_load_explicit(&rt->awake, memory_order_relaxed);
 }
 
 static inline bool fl_stopping(struct fleet_runtime *rt)

@@ -35,7 +35,7 @@ size_t fl_chunk(size_t remaining, unsigned visitors, size_t min_chunk)
 {
     if (visitors == 0)
         visitors = 1;
-    size_t c = remaining / (4 * (size_t)visitors);
+    size_t c = remaining / (2 * (size_t)visitors);
     if (c < min_chunk)
         c = min_chunk;
     if (c == 0)

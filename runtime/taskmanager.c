@@ -26,6 +26,8 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
     tm->arena = FL_ARENA_DEFAULT;
     fl_event_init(&tm->ev);
     atomic_init(&tm->idle, 0);
+    atomic_init(&tm->spinning, 0);
+    atomic_init(&tm->parked, 0);
     pthread_mutex_init(&tm->lock, NULL);
     int err = fl_arena_create(&tm->arena);
     if (err == 0)
@@ -75,10 +77,17 @@ void fl_tm_fini(struct fl_tm *tm)
         /* Entries whose batch was run by others before it was taken. */
         void *v;
         while (fl_ring_dequeue(&tm->ring, &v))
-            fl_batch_unref(v);
+            if (fl_batch_release(v))
+                fl_batch_destroy(v);
         fl_ring_fini(&tm->ring);
     }
-    fl_free(tm->workers);
+    while (tm->pool != NULL) {
+        struct fl_batch *b = tm->pool;
+        tm->pool = b->free_next;
+        fl_batch_destroy(b);
+    }
+    tm->pooled = 0;
+    fl_free(tm->arena, tm->workers);
     tm->workers = NULL;
     pthread_mutex_destroy(&tm->lock);
     fl_arena_destroy(tm->arena);
@@ -88,6 +97,18 @@ void fl_tm_fini(struct fl_tm *tm)
 void fl_tm_wake(struct fl_tm *tm)
 {
     fl_event_signal(&tm->ev);
+}
+
+void fl_tm_park(struct fl_tm *tm, uint32_t seen)
+{
+    atomic_fetch_add_explicit(&tm->parked, 1, memory_order_relaxed);
+    fl_awake_add(tm->rt, -1);
+    /* The CPU we free may be what pending work waited for. */
+    if (fl_pending_ring_nonempty(&tm->rt->disp.pending))
+        fl_dispatch(tm->rt);
+    fl_event_wait(&tm->ev, seen, 0);
+    fl_awake_add(tm->rt, 1);
+    atomic_fetch_sub_explicit(&tm->parked, 1, memory_order_relaxed);
 }
 
 void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b)
@@ -159,23 +180,26 @@ bool fl_tm_take(struct fl_tm *tm)
         return false;
     struct fl_batch *b = v;
     size_t s, e;
-    if (fl_batch_claim(b, &s, &e)) {
-        fl_tm_running_add(tm, b);
-        /* More than one chunk left: sleeping siblings may join. */
-        if (tm->nworkers > 1 &&
-            atomic_load_explicit(&tm->idle, memory_order_relaxed) != 0 &&
-            fl_batch_has_unclaimed(b))
-            fl_tm_wake(tm);
-        fl_visit(tm->rt, b, s, e);
-    } else if (fl_pending_ring_nonempty(&tm->rt->disp.pending)) {
-        /* A batch others finished while it sat here: its slot was the
-         * only thing this ring gave back; let PENDING use it. */
-        fl_batch_unref(b);
-        fl_dispatch(tm->rt);
+    if (!fl_batch_claim(b, &s, &e)) {
+        /* Others ran all of it while it sat here. */
+        if (fl_batch_release(b))
+            fl_batch_destroy(b);
+        /* Its slot was what this ring gave back: let PENDING use it. */
+        if (fl_pending_ring_nonempty(&tm->rt->disp.pending))
+            fl_dispatch(tm->rt);
         return true;
     }
-    /* The ring's reference. */
-    fl_batch_unref(b);
+    /* Our claim now keeps b from completing, so the ring's reference can
+     * go; it is not the last (the dispatcher's stays until commit). */
+    (void)fl_batch_release(b);
+    if (tm->nworkers > 1) {
+        fl_tm_running_add(tm, b);
+        /* More than one chunk left: sleeping siblings may join. */
+        if (atomic_load_explicit(&tm->idle, memory_order_relaxed) != 0 &&
+            fl_batch_has_unclaimed(b))
+            fl_tm_wake(tm);
+    }
+    fl_visit(tm->rt, b, s, e);
     return true;
 }
 
@@ -214,7 +238,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
         job->red.combine(job->ctx, b->partial, local);
         pthread_mutex_unlock(&b->partial_lock);
         if (local != stack)
-            fl_free(local);
+            fl_free(rt->tms[b->tm].arena, local);
     }
 leave:
     atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
@@ -240,22 +264,29 @@ static void *worker_main(void *arg)
     struct fl_tm *tm = w->tm;
     struct fleet_runtime *rt = w->rt;
     pthread_setspecific(rt->self, w);
+    fl_awake_add(rt, 1);
     while (!fl_stopping(rt)) {
         if (fl_tm_take(tm) || fl_tm_join_running(tm))
             continue;
         atomic_fetch_add_explicit(&tm->idle, 1, memory_order_relaxed);
-        struct fl_spin spin;
-        fl_spin_init(&spin, rt->spin_ns);
         bool found = false;
-        while (!found && fl_spin_step(&spin))
-            found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt) ||
-                    ((spin.steps & 7) == 0 && fl_tm_has_work(tm));
+        /* Spin only while no more threads are awake than there are CPUs. */
+        if (fl_awake(rt) <= rt->ncpu) {
+            atomic_fetch_add_explicit(&tm->spinning, 1, memory_order_relaxed);
+            struct fl_spin spin;
+            fl_spin_init(&spin, rt->spin_ns);
+            while (!found && fl_spin_step(&spin))
+                found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt) ||
+                        ((spin.steps & 7) == 0 && fl_tm_has_work(tm));
+            atomic_fetch_sub_explicit(&tm->spinning, 1, memory_order_relaxed);
+        }
         if (!found) {
             uint32_t seen = fl_event_value(&tm->ev);
             if (!fl_stopping(rt) && !fl_tm_has_work(tm))
-                fl_event_wait(&tm->ev, seen, 0);
+                fl_tm_park(tm, seen);
         }
         atomic_fetch_sub_explicit(&tm->idle, 1, memory_order_relaxed);
     }
+    fl_awake_add(rt, -1);
     return NULL;
 }

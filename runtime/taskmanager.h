@@ -46,6 +46,8 @@ struct fl_tm {
 
     alignas(64) struct fl_event ev; /* idle workers sleep here */
     _Atomic unsigned idle;          /* workers looking for work */
+    _Atomic unsigned spinning;      /* ... of which awake, not asleep */
+    _Atomic unsigned parked;        /* workers asleep on ev, idle or not */
 
     /* Lock order: dispatcher role, then this lock, then a batch's
      * partial_lock. Guards the running list. */
@@ -56,7 +58,14 @@ struct fl_tm {
     alignas(64) unsigned outstanding; /* batches in SCHEDULED */
     size_t load;                      /* their items */
     struct fl_batch *scheduled;       /* the SCHEDULED list */
+    struct fl_batch *pool;            /* committed batches for reuse */
+    unsigned pooled;
 };
+
+/* Committed batches a TaskManager keeps for reuse, and the partial size
+ * they are allocated with at least. */
+#define FL_BATCH_POOL 64
+#define FL_BATCH_PARTIAL 64
 
 /* Returns 0, -ENOMEM or -EINVAL. Starts no thread. */
 int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
@@ -70,6 +79,17 @@ void fl_tm_fini(struct fl_tm *tm);
 
 /* Wakes the pool's sleeping workers. Any thread. */
 void fl_tm_wake(struct fl_tm *tm);
+
+/* Whether some worker of the pool is not asleep (a snapshot). */
+static inline bool fl_tm_awake(struct fl_tm *tm)
+{
+    return atomic_load_explicit(&tm->parked, memory_order_relaxed) <
+           tm->nworkers;
+}
+
+/* Sleeps on the pool's event while its value is `seen`, counted as parked
+ * and not awake. A worker of the pool. */
+void fl_tm_park(struct fl_tm *tm, uint32_t seen);
 
 /* Takes one batch from the ring and runs what it can of it. False when the
  * ring is empty. Any thread of the runtime. */

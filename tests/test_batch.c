@@ -18,6 +18,22 @@
 #include "job.h"
 #include "alloc.h"
 
+/* A batch as the dispatcher makes one, and dropping a reference to it. */
+static struct fl_batch *new_batch(struct fleet_job *job, size_t b, size_t e,
+                                  size_t min_chunk, unsigned refs)
+{
+    struct fl_batch *x = fl_batch_alloc(FL_ARENA_DEFAULT, 0);
+    if (x != NULL)
+        fl_batch_init(x, job, b, e, 0, min_chunk, refs);
+    return x;
+}
+
+static void drop(struct fl_batch *b)
+{
+    if (fl_batch_release(b))
+        fl_batch_destroy(b);
+}
+
 #define MAX_BATCHES 4096
 #define CLAIMERS 3
 
@@ -105,8 +121,7 @@ static void *thief(void *arg)
             sched_yield();
             continue;
         }
-        struct fl_batch *nb =
-            fl_batch_new(v->job, s, e, 0, FL_ARENA_DEFAULT, 1 + round % 5, 1);
+        struct fl_batch *nb = new_batch(v->job, s, e, 1 + round % 5, 1);
         pthread_mutex_lock(&sh->lock);
         bool room = nb != NULL && sh->nb < MAX_BATCHES;
         if (room)
@@ -116,7 +131,7 @@ static void *thief(void *arg)
             atomic_fetch_add(&sh->bad, 1);
             fl_batch_steal_undo(v, s, e);
             if (nb != NULL)
-                fl_batch_unref(nb);
+                drop(nb);
             break;
         }
         atomic_fetch_add(&sh->steals, 1);
@@ -142,8 +157,8 @@ static unsigned run(size_t n, unsigned nbatches, uint64_t round)
     size_t per = n / nbatches;
     for (unsigned k = 0; k < nbatches; k++) {
         size_t b = k * per, e = k + 1 == nbatches ? n : b + per;
-        sh->batches[sh->nb++] = fl_batch_new(job, b, e, 0, FL_ARENA_DEFAULT,
-                                             1 + (size_t)(round % 7), 1);
+        sh->batches[sh->nb++] =
+            new_batch(job, b, e, 1 + (size_t)(round % 7), 1);
         assert_non_null(sh->batches[sh->nb - 1]);
     }
     pthread_t th[CLAIMERS + 1];
@@ -159,7 +174,7 @@ static unsigned run(size_t n, unsigned nbatches, uint64_t round)
     for (size_t i = 0; i < sh->nb; i++) {
         assert_int_equal(atomic_load(&sh->posts[i]), 1);
         assert_int_equal(atomic_load(&sh->batches[i]->remaining), 0);
-        fl_batch_unref(sh->batches[i]);
+        drop(sh->batches[i]);
     }
     fl_job_unref(job);
     fl_job_unref(job);
@@ -186,12 +201,12 @@ static void test_refcount(void **state)
     (void)state;
     struct fleet_job *job = fl_job_new(NULL, nop, NULL, NULL, 0, 10, 1);
     assert_non_null(job);
-    struct fl_batch *b = fl_batch_new(job, 0, 10, 0, FL_ARENA_DEFAULT, 1, 2);
+    struct fl_batch *b = new_batch(job, 0, 10, 1, 2);
     assert_non_null(b);
     assert_int_equal(atomic_load(&b->refs), 2);
-    fl_batch_unref(b); /* the ring's */
+    drop(b); /* the ring's */
     assert_int_equal(atomic_load(&b->refs), 1);
-    fl_batch_unref(b); /* the dispatcher's: freed (ASan would see a leak) */
+    drop(b); /* the dispatcher's: freed (ASan would see a leak) */
     fl_job_unref(job);
     fl_job_unref(job);
 }

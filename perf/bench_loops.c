@@ -1,0 +1,282 @@
+/*
+ * bench_loops: fleet against OpenMP (libgomp, the same number of threads)
+ * and a plain one-thread loop, on three loops:
+ *   balanced  - a reduction over 10^8 cheap items;
+ *   unbalanced - item i costs time proportional to i (OpenMP with
+ *                schedule(dynamic,1) and schedule(guided));
+ *   small     - 20 000 back-to-back loops of 512 items.
+ * Runs are interleaved (fleet, OpenMP, serial, ...) and the median of each
+ * is reported, with the ratios fleet / best OpenMP and fleet / serial.
+ *
+ * Output: one JSON object per line. Usage: bench_loops [--runs N] [--quick]
+ */
+#define _GNU_SOURCE
+#include <fleet.h>
+#include <omp.h>
+#include <sched.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void pause_ms(int ms)
+{
+    /* Lets the other runtime's spinning threads go to sleep. */
+    struct timespec t = {0, (long)ms * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* --- the work --------------------------------------------------------- */
+
+static inline uint64_t cheap(size_t i)
+{
+    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull;
+    return (x ^ (x >> 29)) & 0xffff;
+}
+
+/* Cost grows with i: i / UNB_DIV rounds of a multiply chain. */
+#define UNB_DIV 2
+static inline uint64_t costly(size_t i)
+{
+    uint64_t h = i;
+    for (size_t k = 0; k < i / UNB_DIV; k++)
+        h = h * 6364136223846793005ull + 1442695040888963407ull;
+    return h >> 40;
+}
+
+static void sum_init(void *ctx, void *p)
+{
+    (void)ctx;
+    *(uint64_t *)p = 0;
+}
+
+static void sum_combine(void *ctx, void *into, const void *p)
+{
+    (void)ctx;
+    *(uint64_t *)into += *(const uint64_t *)p;
+}
+
+static void cheap_fold(void *ctx, size_t b, size_t e, void *p)
+{
+    (void)ctx;
+    uint64_t s = 0;
+    for (size_t i = b; i < e; i++)
+        s += cheap(i);
+    *(uint64_t *)p += s;
+}
+
+static void costly_fold(void *ctx, size_t b, size_t e, void *p)
+{
+    (void)ctx;
+    uint64_t s = 0;
+    for (size_t i = b; i < e; i++)
+        s += costly(i);
+    *(uint64_t *)p += s;
+}
+
+static void small_body(void *ctx, size_t b, size_t e)
+{
+    uint32_t *a = ctx;
+    for (size_t i = b; i < e; i++)
+        a[i] = a[i] * 1664525u + 1013904223u;
+}
+
+/* --- one measurement per implementation ------------------------------- */
+
+enum impl { FLEET, OMP_A, OMP_B, SERIAL, NIMPL };
+
+struct bench {
+    const char *name;
+    const char *impl_names[NIMPL];
+    size_t n;
+    int reps; /* loops per measurement (small jobs) */
+};
+
+static uint64_t run_balanced(enum impl im, fleet_runtime_t *rt, size_t n)
+{
+    uint64_t s = 0;
+    if (im == FLEET) {
+        fleet_reducer_t r = {sizeof(uint64_t), sum_init, cheap_fold,
+                             sum_combine};
+        if (fleet_parallel_reduce(rt, &r, NULL, 0, n, &s) != 0)
+            abort();
+    } else if (im == SERIAL) {
+        cheap_fold(NULL, 0, n, &s);
+    } else {
+#pragma omp parallel for schedule(static) reduction(+ : s)
+        for (size_t i = 0; i < n; i++)
+            s += cheap(i);
+    }
+    return s;
+}
+
+static uint64_t run_unbalanced(enum impl im, fleet_runtime_t *rt, size_t n)
+{
+    uint64_t s = 0;
+    if (im == FLEET) {
+        fleet_reducer_t r = {sizeof(uint64_t), sum_init, costly_fold,
+                             sum_combine};
+        if (fleet_parallel_reduce(rt, &r, NULL, 0, n, &s) != 0)
+            abort();
+    } else if (im == SERIAL) {
+        costly_fold(NULL, 0, n, &s);
+    } else if (im == OMP_A) {
+#pragma omp parallel for schedule(dynamic, 1) reduction(+ : s)
+        for (size_t i = 0; i < n; i++)
+            s += costly(i);
+    } else {
+#pragma omp parallel for schedule(guided) reduction(+ : s)
+        for (size_t i = 0; i < n; i++)
+            s += costly(i);
+    }
+    return s;
+}
+
+static uint64_t run_small(enum impl im, fleet_runtime_t *rt, size_t n, int reps,
+                          uint32_t *a)
+{
+    for (int r = 0; r < reps; r++) {
+        if (im == FLEET) {
+            if (fleet_parallel_for(rt, small_body, a, 0, n) != 0)
+                abort();
+        } else if (im == SERIAL) {
+            small_body(a, 0, n);
+        } else {
+#pragma omp parallel for schedule(static)
+            for (size_t i = 0; i < n; i++)
+                a[i] = a[i] * 1664525u + 1013904223u;
+        }
+    }
+    uint64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += a[i];
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = 5;
+    bool quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quick") == 0)
+            quick = true;
+        else {
+            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
+            return 2;
+        }
+    }
+    if (runs < 1 || runs > 101)
+        runs = 5;
+
+    fleet_config_t cfg;
+    fleet_config_init(&cfg);
+    fleet_runtime_t *rt;
+    int err = fleet_runtime_create(&rt, &cfg);
+    if (err != 0) {
+        fprintf(stderr, "fleet_runtime_create: %s\n", fleet_strerror(err));
+        return 1;
+    }
+    /* Same thread count: OpenMP's team is fleet's worker count. */
+    int threads = (int)(cfg.task_managers *
+                        (cfg.workers_per_tm ? cfg.workers_per_tm : 0));
+    if (threads == 0) {
+        cpu_set_t set;
+        sched_getaffinity(0, sizeof(set), &set);
+        int cpus = CPU_COUNT(&set);
+        int per = cpus / (int)cfg.task_managers;
+        threads = (int)cfg.task_managers * (per > 0 ? per : 1);
+    }
+    omp_set_num_threads(threads);
+
+    struct bench benches[] = {
+        {"balanced",
+         {"fleet", "omp_static", NULL, "serial"},
+         quick ? 20000000u : 100000000u,
+         1},
+        {"unbalanced",
+         {"fleet", "omp_dynamic1", "omp_guided", "serial"},
+         quick ? 12000u : 24000u,
+         1},
+        {"small_jobs",
+         {"fleet", "omp_static", NULL, "serial"},
+         512,
+         quick ? 5000 : 20000},
+    };
+    uint32_t *a = calloc(512, sizeof(*a));
+    if (a == NULL)
+        return 1;
+    printf("{\"bench\":\"config\",\"threads\":%d,\"task_managers\":%u,"
+           "\"runs\":%d}\n",
+           threads, cfg.task_managers, runs);
+    for (size_t k = 0; k < sizeof(benches) / sizeof(benches[0]); k++) {
+        struct bench *b = &benches[k];
+        double t[NIMPL][101];
+        uint64_t check[NIMPL] = {0};
+        for (int r = 0; r < runs; r++) {
+            for (int im = 0; im < NIMPL; im++) {
+                if (b->impl_names[im] == NULL)
+                    continue;
+                if (k == 2)
+                    memset(a, 0, 512 * sizeof(*a));
+                pause_ms(150); /* longer than fleet's dispatcher linger */
+                double t0 = now();
+                uint64_t s = k == 0   ? run_balanced(im, rt, b->n)
+                             : k == 1 ? run_unbalanced(im, rt, b->n)
+                                      : run_small(im, rt, b->n, b->reps, a);
+                t[im][r] = now() - t0;
+                if (r == 0)
+                    check[im] = s;
+                else if (check[im] != s)
+                    fprintf(stderr, "%s/%s: result changed\n", b->name,
+                            b->impl_names[im]);
+            }
+            fprintf(stderr, "[%s] run %d/%d\n", b->name, r + 1, runs);
+        }
+        double med[NIMPL], best_omp = 0;
+        for (int im = 0; im < NIMPL; im++) {
+            if (b->impl_names[im] == NULL)
+                continue;
+            med[im] = median(t[im], runs);
+            if ((im == OMP_A || im == OMP_B) &&
+                (best_omp == 0 || med[im] < best_omp))
+                best_omp = med[im];
+            if (check[im] != check[SERIAL])
+                fprintf(stderr, "%s/%s: wrong result\n", b->name,
+                        b->impl_names[im]);
+            printf("{\"bench\":\"%s\",\"impl\":\"%s\",\"items\":%zu,"
+                   "\"loops\":%d,\"median_s\":%.6f,\"per_loop_us\":%.3f}\n",
+                   b->name, b->impl_names[im], b->n, b->reps, med[im],
+                   med[im] / b->reps * 1e6);
+        }
+        printf("{\"bench\":\"%s\",\"ratio_fleet_over_best_omp\":%.3f,"
+               "\"ratio_fleet_over_serial\":%.3f}\n",
+               b->name, med[FLEET] / best_omp, med[FLEET] / med[SERIAL]);
+        fflush(stdout);
+    }
+    free(a);
+    fleet_runtime_destroy(rt);
+    return 0;
+}
