@@ -38,7 +38,7 @@ void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
     b->end = end;
     b->min_chunk = min_chunk == 0 ? 1 : min_chunk;
     b->tm = tm;
-    b->in_running = false;
+    atomic_init(&b->in_running, false);
     if (job->reduce)
         job->red.init(job->ctx, b->partial);
 }
@@ -55,7 +55,7 @@ bool fl_batch_release(struct fl_batch *b)
     return atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1;
 }
 
-bool fl_batch_claim(struct fl_batch *b, size_t *s, size_t *e)
+bool fl_batch_claim(struct fl_batch *b, size_t want, size_t *s, size_t *e)
 {
     /* relaxed: the claim only partitions items; the job's data was
      * published by the hand-off that gave this thread the batch. */
@@ -66,6 +66,8 @@ bool fl_batch_claim(struct fl_batch *b, size_t *s, size_t *e)
             return false;
         unsigned v = atomic_load_explicit(&b->visitors, memory_order_relaxed);
         size_t c = fl_chunk(end - next, v, b->min_chunk);
+        if (c < want)
+            c = want < end - next ? want : end - next;
         uint64_t nw = pack(next + (uint32_t)c, end);
         if (atomic_compare_exchange_weak_explicit(&b->claim, &w, nw,
                                                   memory_order_relaxed,

@@ -57,9 +57,10 @@ struct fl_batch {
     struct fl_batch *sched_prev, *sched_next; /* SCHEDULED list of its TM */
     struct fl_batch *job_prev, *job_next;     /* live batches of its job */
 
-    /* Guarded by the lock of TaskManager `tm`. */
+    /* Guarded by the lock of TaskManager `tm`; in_running may be read
+     * without it (see fl_tm_running_remove). */
     struct fl_batch *run_prev, *run_next;
-    bool in_running;
+    _Atomic bool in_running;
 
     /* Guards `partial` while leaving threads combine into it. */
     pthread_mutex_t partial_lock;
@@ -87,10 +88,12 @@ void fl_batch_destroy(struct fl_batch *b);
 bool fl_batch_release(struct fl_batch *b);
 
 /*
- * Claims the next chunk: true with [*s, *e) set, false when nothing is
- * left unclaimed. Lock-free. The caller must be allowed to touch b (above).
+ * Claims the next chunk: fl_chunk()'s share, or `want` items if more (0:
+ * no wish), never more than is left. True with [*s, *e) set, false when
+ * nothing is left unclaimed. Lock-free. The caller must be allowed to touch
+ * b (above).
  */
-bool fl_batch_claim(struct fl_batch *b, size_t *s, size_t *e);
+bool fl_batch_claim(struct fl_batch *b, size_t want, size_t *s, size_t *e);
 
 /* Whether any item is still unclaimed (a snapshot). */
 bool fl_batch_has_unclaimed(const struct fl_batch *b);

@@ -412,8 +412,8 @@ void fl_dispatch(struct fleet_runtime *rt)
 
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
 {
-    /* Before taking the TaskManager lock: see fl_tm_running_add(). */
-    atomic_store_explicit(&b->posted, true, memory_order_relaxed);
+    /* seq_cst: see fl_tm_running_add(). */
+    atomic_store_explicit(&b->posted, true, memory_order_seq_cst);
     fl_tm_running_remove(&rt->tms[b->tm], b);
     while (!fl_ring_enqueue(&rt->disp.completions, b)) {
         /* Full: whoever holds the role is draining it. */
@@ -474,7 +474,7 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
      * from outside never runs other jobs' work. */
     if (p == NULL || p->job != job) {
         struct fl_batch *b = job != NULL ? job_victim(job) : NULL;
-        if (b != NULL && fl_batch_claim(b, s, e))
+        if (b != NULL && fl_batch_claim(b, 0, s, e))
             return b;
         if (p == NULL || self == NULL)
             return NULL;
@@ -490,7 +490,7 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
     if (b == NULL)
         return NULL;
     advance_cur(d, end);
-    bool ok = fl_batch_claim(b, s, e);
+    bool ok = fl_batch_claim(b, 0, s, e);
     (void)ok; /* a new batch has at least one item */
     fl_tm_running_add(tm, b);
     return b;

@@ -34,6 +34,11 @@ size_t fl_tail_split(size_t next, size_t end, size_t grain);
  * threads sharing the batch: 1 <= result <= remaining. */
 size_t fl_chunk(size_t remaining, unsigned visitors, size_t min_chunk);
 
+/* A chunk that ran faster than this lets its thread claim up to twice as
+ * much next (a thief then misses at most a few microseconds of work);
+ * slower chunks keep halving what is left, so long items stay stealable. */
+#define FL_FAST_CHUNK_NS 1000u
+
 /* Default grain for a job of n items run by `workers` threads (>= 1). */
 size_t fl_grain_auto(size_t n, unsigned workers);
 

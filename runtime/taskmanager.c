@@ -111,34 +111,44 @@ void fl_tm_park(struct fl_tm *tm, uint32_t seen)
     atomic_fetch_sub_explicit(&tm->parked, 1, memory_order_relaxed);
 }
 
+/* Takes b off the running list if it is on it. tm->lock held. */
+static void unlink_running(struct fl_tm *tm, struct fl_batch *b)
+{
+    if (!atomic_load_explicit(&b->in_running, memory_order_relaxed))
+        return;
+    if (b->run_prev != NULL)
+        b->run_prev->run_next = b->run_next;
+    else
+        tm->running = b->run_next;
+    if (b->run_next != NULL)
+        b->run_next->run_prev = b->run_prev;
+    atomic_store_explicit(&b->in_running, false, memory_order_relaxed);
+}
+
 void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b)
 {
     pthread_mutex_lock(&tm->lock);
-    /* The poster sets `posted` before it takes this lock, so either we see
-     * it here, or it finds the batch on the list and removes it. */
-    if (!atomic_load_explicit(&b->posted, memory_order_relaxed)) {
-        b->run_prev = NULL;
-        b->run_next = tm->running;
-        if (tm->running != NULL)
-            tm->running->run_prev = b;
-        tm->running = b;
-        b->in_running = true;
-    }
+    b->run_prev = NULL;
+    b->run_next = tm->running;
+    if (tm->running != NULL)
+        tm->running->run_prev = b;
+    tm->running = b;
+    /* seq_cst, against the poster's seq_cst store of `posted` and load of
+     * in_running: either it sees us on the list and takes b off, or we see
+     * `posted` here and do it ourselves. */
+    atomic_store_explicit(&b->in_running, true, memory_order_seq_cst);
+    if (atomic_load_explicit(&b->posted, memory_order_seq_cst))
+        unlink_running(tm, b);
     pthread_mutex_unlock(&tm->lock);
 }
 
 void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b)
 {
+    /* The poster: `posted` is stored (seq_cst) already. */
+    if (!atomic_load_explicit(&b->in_running, memory_order_seq_cst))
+        return;
     pthread_mutex_lock(&tm->lock);
-    if (b->in_running) {
-        if (b->run_prev != NULL)
-            b->run_prev->run_next = b->run_next;
-        else
-            tm->running = b->run_next;
-        if (b->run_next != NULL)
-            b->run_next->run_prev = b->run_prev;
-        b->in_running = false;
-    }
+    unlink_running(tm, b);
     pthread_mutex_unlock(&tm->lock);
 }
 
@@ -161,7 +171,7 @@ bool fl_tm_join_running(struct fl_tm *tm)
         }
         if (best == NULL)
             break;
-        if (fl_batch_claim(best, &s, &e)) {
+        if (fl_batch_claim(best, 0, &s, &e)) {
             got = best;
             break;
         }
@@ -180,7 +190,7 @@ bool fl_tm_take(struct fl_tm *tm)
         return false;
     struct fl_batch *b = v;
     size_t s, e;
-    if (!fl_batch_claim(b, &s, &e)) {
+    if (!fl_batch_claim(b, 0, &s, &e)) {
         /* Others ran all of it while it sat here. */
         if (fl_batch_release(b))
             fl_batch_destroy(b);
@@ -203,16 +213,27 @@ bool fl_tm_take(struct fl_tm *tm)
     return true;
 }
 
+/* The next chunk of b for a thread whose last chunk [s, e) ended at `now`
+ * and began at *t (updated): see FL_FAST_CHUNK_NS. */
+static bool next_chunk(struct fl_batch *b, uint64_t *t, size_t *s, size_t *e)
+{
+    uint64_t now = fl_now_ns();
+    size_t want = now - *t < FL_FAST_CHUNK_NS ? 2 * (*e - *s) : 0;
+    *t = now;
+    return fl_batch_claim(b, want, s, e);
+}
+
 void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
 {
     struct fleet_job *job = b->job;
     size_t ran = 0;
+    uint64_t t = fl_now_ns();
     atomic_fetch_add_explicit(&b->visitors, 1, memory_order_relaxed);
     if (!job->reduce) {
         do {
             job->fn(job->ctx, s, e);
             ran += e - s;
-        } while (fl_batch_claim(b, &s, &e));
+        } while (next_chunk(b, &t, &s, &e));
     } else {
         alignas(64) unsigned char stack[FL_STACK_PARTIAL];
         void *local = stack;
@@ -224,7 +245,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
                 do {
                     job->red.fold(job->ctx, s, e, b->partial);
                     ran += e - s;
-                } while (fl_batch_claim(b, &s, &e));
+                } while (next_chunk(b, &t, &s, &e));
                 pthread_mutex_unlock(&b->partial_lock);
                 goto leave;
             }
@@ -233,7 +254,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
         do {
             job->red.fold(job->ctx, s, e, local);
             ran += e - s;
-        } while (fl_batch_claim(b, &s, &e));
+        } while (next_chunk(b, &t, &s, &e));
         pthread_mutex_lock(&b->partial_lock);
         job->red.combine(job->ctx, b->partial, local);
         pthread_mutex_unlock(&b->partial_lock);
@@ -275,9 +296,15 @@ static void *worker_main(void *arg)
             atomic_fetch_add_explicit(&tm->spinning, 1, memory_order_relaxed);
             struct fl_spin spin;
             fl_spin_init(&spin, rt->spin_ns);
-            while (!found && fl_spin_step(&spin))
-                found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt) ||
-                        ((spin.steps & 7) == 0 && fl_tm_has_work(tm));
+            while (!found && fl_spin_step(&spin)) {
+                found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt);
+                if (!found && (spin.steps & 7) == 0) {
+                    found = fl_tm_has_work(tm);
+                    /* One spinner too many since we started: yield. */
+                    if (!found && fl_awake(rt) > rt->ncpu)
+                        break;
+                }
+            }
             atomic_fetch_sub_explicit(&tm->spinning, 1, memory_order_relaxed);
         }
         if (!found) {

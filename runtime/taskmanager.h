@@ -103,11 +103,12 @@ bool fl_tm_join_running(struct fl_tm *tm);
  * running list. Any thread. */
 bool fl_tm_has_work(struct fl_tm *tm);
 
-/* Puts b on the running list unless it is already posted. Any thread that
- * may touch b. */
+/* Puts b on the running list, so idle workers of the pool can join it,
+ * unless it is posted meanwhile. Any thread that may touch b. */
 void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b);
 
-/* Takes b off the running list if it is there. The poster of b. */
+/* Takes b off the running list if it is there; takes the lock only then.
+ * The poster of b, after storing `posted`. */
 void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b);
 
 /*

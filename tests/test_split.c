@@ -195,7 +195,7 @@ static void simulate(size_t B, size_t E, size_t grain, unsigned ntm,
                 add_batch(&s, nb);
                 if (fl_batch_done(b, ce - cs))
                     s.posts[i]++;
-            } else if (fl_batch_claim(b, &cs, &ce)) {
+            } else if (fl_batch_claim(b, 0, &cs, &ce)) {
                 assert_true(cs < ce);
                 add_ran(&s, cs, ce);
                 if (fl_batch_done(b, ce - cs))
@@ -269,10 +269,10 @@ static void test_empty_range(void **state)
     assert_non_null(job);
     struct fl_batch *b = new_batch(job, 5, 6, 1, 1);
     size_t s, e;
-    assert_true(fl_batch_claim(b, &s, &e));
+    assert_true(fl_batch_claim(b, 0, &s, &e));
     assert_int_equal(s, 5);
     assert_int_equal(e, 6);
-    assert_false(fl_batch_claim(b, &s, &e));
+    assert_false(fl_batch_claim(b, 0, &s, &e));
     assert_false(fl_batch_steal_tail(b, 1, &s, &e));
     assert_true(fl_batch_done(b, 1));
     drop(b);
