@@ -70,6 +70,12 @@ FLEET_API void fleet_config_init(fleet_config_t *cfg);
 FLEET_API int fleet_runtime_create(fleet_runtime_t **out,
                                    const fleet_config_t *cfg);
 
+/* Copies rt's configuration, defaults resolved (workers_per_tm is never 0
+ * there), to *out. Returns 0 or -EINVAL for NULL. Thread-safety: any
+ * thread. */
+FLEET_API int fleet_runtime_config(const fleet_runtime_t *rt,
+                                   fleet_config_t *out);
+
 /*
  * Waits until every submitted job has completed (released ones included),
  * stops and joins every thread of the runtime and frees it. NULL is a no-op.

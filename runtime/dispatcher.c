@@ -16,6 +16,8 @@ int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
                        unsigned completion_capacity)
 {
     atomic_init(&d->role, false);
+    atomic_init(&d->gen, 0);
+    atomic_init(&d->has_pending, false);
     atomic_init(&d->sleepers, 0);
     atomic_init(&d->parked, false);
     fl_event_init(&d->wake);
@@ -144,13 +146,15 @@ static bool drain_completions(struct fleet_runtime *rt)
 
 /* --- handing out ---------------------------------------------------------- */
 
-static unsigned tm_rooms(const struct fl_tm *tm)
+/* Batches tm could start now: its idle workers, less what its ring holds
+ * (batches waiting, or already run by others and not yet drained). */
+static unsigned tm_rooms(struct fl_tm *tm)
 {
-    unsigned cap = FL_EAGER_PER_WORKER * tm->nworkers;
-    if (tm->outstanding >= cap ||
-        fl_ring_size(&tm->ring) >= fl_ring_capacity(&tm->ring))
+    unsigned idle = atomic_load_explicit(&tm->idle, memory_order_seq_cst);
+    unsigned queued = fl_ring_size(&tm->ring);
+    if (queued >= fl_ring_capacity(&tm->ring) || idle <= queued)
         return 0;
-    return cap - tm->outstanding;
+    return idle - queued;
 }
 
 /* How many more threads may be woken for new work: enough to fill the
@@ -250,8 +254,11 @@ static bool hand_out(struct fleet_runtime *rt)
             break;
         struct fl_pending *p = d->cur;
         /* A caller that waits at once is one more runner: the last part is
-         * left pending for it to take without a ring hop (fl_help). */
-        bool share = p->job->caller_share;
+         * left pending for it to take without a ring hop (fl_help) — while
+         * it is awake. */
+        bool share =
+            p->job->caller_share &&
+            !atomic_load_explicit(&p->job->caller_asleep, memory_order_seq_cst);
         /* Waking a pool for more parallelism must fill an idle CPU; a job
          * that nobody runs yet gets one pool whatever the count. */
         unsigned budget = wake_budget(rt, share + woken);
@@ -286,7 +293,7 @@ static bool hand_out(struct fleet_runtime *rt)
  * CPU is idle: a batch that outlived a tick is worth a wake-up. */
 static bool tm_idle(struct fleet_runtime *rt, struct fl_tm *tm, bool tick)
 {
-    if (tm->outstanding >= tm->nworkers || tm_rooms(tm) == 0)
+    if (tm_rooms(tm) == 0)
         return false;
     if (atomic_load_explicit(&tm->spinning, memory_order_relaxed) != 0)
         return true;
@@ -359,48 +366,62 @@ static void wake_helpers(struct fleet_runtime *rt)
 }
 
 /* Runs the role until nothing moves (`tick`: on the dispatcher thread's
- * periodic pass). Returns whether a TaskManager could still take work,
- * i.e. whether new PENDING entries would be actionable. */
-static bool role_run(struct fleet_runtime *rt, bool tick)
+ * periodic pass). */
+static void role_run(struct fleet_runtime *rt, bool tick)
 {
+    struct fl_dispatcher *d = &rt->disp;
     for (;;) {
         bool moved = drain_completions(rt);
         moved |= hand_out(rt);
-        if (!moved && rt->disp.cur == NULL &&
-            !fl_pending_nonempty(&rt->disp.pending))
+        if (!moved && d->cur == NULL && !fl_pending_nonempty(&d->pending))
             moved = balance(rt, tick);
-        if (!moved)
+        if (moved)
+            continue;
+        wake_helpers(rt);
+        /* A share kept for its awake caller is not for the pools. */
+        bool pending = d->pending.backlog != NULL ||
+                       (d->cur != NULL &&
+                        !(d->cur->job->caller_share &&
+                          !atomic_load_explicit(&d->cur->job->caller_asleep,
+                                                memory_order_relaxed)));
+        /* seq_cst, against a worker's seq_cst idle increment and load of
+         * has_pending: either it sees the range pending and calls us, or
+         * the hand-out below sees its room. */
+        atomic_store_explicit(&d->has_pending, pending, memory_order_seq_cst);
+        if (!pending || !hand_out(rt))
             break;
     }
-    wake_helpers(rt);
-    unsigned rooms;
-    return pick_tm(rt, wake_budget(rt, 0), &rooms) != NULL;
 }
 
-/* Whether work arrived that the role must see: completions, or PENDING
- * entries that a pool, or a sleeping helper, could take. */
-static bool role_wanted(struct fleet_runtime *rt, bool room)
+static bool role_enter(struct fl_dispatcher *d, unsigned *gen)
 {
-    struct fl_dispatcher *d = &rt->disp;
-    return fl_ring_size(&d->completions) != 0 ||
-           (fl_pending_ring_nonempty(&d->pending) &&
-            (room ||
-             atomic_load_explicit(&d->sleepers, memory_order_relaxed) != 0));
+    if (!role_try(d))
+        return false;
+    *gen = atomic_load_explicit(&d->gen, memory_order_acquire);
+    return true;
+}
+
+/* Releases the role; true when something changed during the holder's run
+ * that it may not have seen, so the role must run again. */
+static bool role_leave(struct fl_dispatcher *d, unsigned gen)
+{
+    role_release(d);
+    /* Orders the release before the look at gen, as a producer's gen
+     * increment is ordered before its try of the role: one of the two sees
+     * the other. */
+    fl_fence();
+    return atomic_load_explicit(&d->gen, memory_order_relaxed) != gen;
 }
 
 static void dispatch(struct fleet_runtime *rt, bool tick)
 {
     struct fl_dispatcher *d = &rt->disp;
-    /* Orders the caller's enqueue before our look at the role, as the
-     * holder's release is ordered before its look at the rings below: one
-     * of the two sees the other. */
-    fl_fence();
-    while (role_try(d)) {
-        bool room = role_run(rt, tick);
+    atomic_fetch_add_explicit(&d->gen, 1, memory_order_seq_cst);
+    unsigned gen;
+    while (role_enter(d, &gen)) {
+        role_run(rt, tick);
         tick = false;
-        role_release(d);
-        fl_fence(); /* see above */
-        if (!role_wanted(rt, room))
+        if (!role_leave(d, gen))
             break;
     }
 }
@@ -502,17 +523,15 @@ bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
     if (self != NULL && (fl_tm_take(self->tm) || fl_tm_join_running(self->tm)))
         return true;
     struct fl_dispatcher *d = &rt->disp;
-    fl_fence(); /* as in fl_dispatch */
-    if (!role_try(d))
+    unsigned gen;
+    if (!role_enter(d, &gen))
         return false;
-    bool room = role_run(rt, false);
+    role_run(rt, false);
     size_t s = 0, e = 0;
     struct fl_batch *b = NULL;
     if (job == NULL || !fl_job_is_done(job))
         b = help_claim(rt, job, self, &s, &e);
-    role_release(d);
-    fl_fence();
-    if (role_wanted(rt, room))
+    if (role_leave(d, gen))
         fl_dispatch(rt);
     if (b == NULL)
         return false;
@@ -524,10 +543,10 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
                      struct fleet_job *job, uint32_t *seen)
 {
     struct fl_dispatcher *d = &rt->disp;
-    fl_fence(); /* as in fl_dispatch */
-    if (!role_try(d))
+    unsigned gen;
+    if (!role_enter(d, &gen))
         return false;
-    bool room = role_run(rt, false);
+    role_run(rt, false);
     /* Register first, then look: whatever arrives after the snapshot moves
      * the event. */
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
@@ -538,9 +557,7 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
         !fl_tm_has_work(self->tm);
     if (!idle)
         atomic_fetch_sub_explicit(&d->sleepers, 1, memory_order_relaxed);
-    role_release(d);
-    fl_fence();
-    if (role_wanted(rt, room))
+    if (role_leave(d, gen))
         fl_dispatch(rt);
     return idle;
 }

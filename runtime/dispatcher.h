@@ -12,6 +12,9 @@
  *
  * Everything marked "dispatcher role only" in runtime/ is touched by the
  * holder alone; the CAS (acquire) and the release store order holders.
+ * A TaskManager has room for as many batches as it has idle workers, less
+ * what its ring holds: room is about who can run, not what was booked to
+ * it (helpers may be running a pool's batches).
  * The dispatcher thread ticks every heartbeat interval while the runtime
  * is in use, and parks without a timeout once it has seen no live job for
  * FL_DISPATCHER_LINGER ticks; only then must a submitter wake it (a
@@ -36,6 +39,13 @@ struct fl_worker;
 
 struct fl_dispatcher {
     alignas(64) _Atomic bool role;
+    /* Bumped by every thread that changed something the role acts on
+     * (pushed, posted, went idle) before it tries the role; a holder that
+     * finds it moved during its run runs again. */
+    _Atomic unsigned gen;
+    /* The role left a range pending (cur or backlog); read by workers
+     * going idle, who then call the dispatcher. */
+    _Atomic bool has_pending;
     alignas(64) struct fl_pending_queue pending;
     struct fl_ring completions; /* MPSC: posting threads -> role holder */
     struct fl_event wake;       /* the dispatcher thread sleeps here */
@@ -65,8 +75,17 @@ void fl_dispatcher_fini(struct fl_dispatcher *d);
  * Any thread. */
 void fl_dispatcher_kick(struct fleet_runtime *rt);
 
-/* Runs the dispatcher role if no one holds it. Any thread. */
+/* Announces a change (a push, a post, an idle worker) and runs the
+ * dispatcher role unless someone holds it, in which case the holder runs
+ * again. Any thread. */
 void fl_dispatch(struct fleet_runtime *rt);
+
+/* Whether the role left work pending (a snapshot). Any thread. */
+static inline bool fl_dispatch_pending(struct fl_dispatcher *d)
+{
+    return atomic_load_explicit(&d->has_pending, memory_order_seq_cst) ||
+           fl_pending_ring_nonempty(&d->pending);
+}
 
 /* Reports b complete: every item run or stolen. Called once per batch, by
  * the thread whose fl_batch_done() returned true. Any thread. */

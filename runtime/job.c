@@ -34,6 +34,7 @@ int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
     fl_event_init(&job->done_ev);
     atomic_init(&job->refs, 2);
     atomic_init(&job->tm_waiters, 0);
+    atomic_init(&job->caller_asleep, false);
     job->root.job = job;
     job->root.begin = begin;
     job->root.end = end;

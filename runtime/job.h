@@ -43,6 +43,7 @@ struct fleet_job {
     struct fl_event done_ev;
     _Atomic unsigned refs;
     _Atomic unsigned tm_waiters; /* workers asleep on their pool's event */
+    _Atomic bool caller_asleep;  /* its waiting caller sleeps: no share */
 
     /* Dispatcher role only. */
     bool caller_share;     /* its first split keeps a part for the caller */

@@ -75,6 +75,8 @@ static void teardown(struct fleet_runtime *rt, unsigned tms_made,
     fl_free(FL_ARENA_DEFAULT, rt->tms);
     if (rt->self_key_made)
         pthread_key_delete(rt->self);
+    if (rt->depth_key_made)
+        pthread_key_delete(rt->depth);
     fl_free(FL_ARENA_DEFAULT, rt);
 }
 
@@ -116,6 +118,10 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
     err = -pthread_key_create(&rt->self, NULL);
     rt->self_key_made = err == 0;
     if (err == 0) {
+        err = -pthread_key_create(&rt->depth, NULL);
+        rt->depth_key_made = err == 0;
+    }
+    if (err == 0) {
         rt->tms = fl_calloc(FL_ARENA_DEFAULT, rt->ntm, sizeof(*rt->tms));
         if (rt->tms == NULL)
             err = -ENOMEM;
@@ -145,6 +151,14 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
         return err;
     }
     *out = rt;
+    return 0;
+}
+
+int fleet_runtime_config(const fleet_runtime_t *rt, fleet_config_t *out)
+{
+    if (rt == NULL || out == NULL)
+        return -EINVAL;
+    *out = rt->cfg;
     return 0;
 }
 
@@ -263,11 +277,17 @@ static void wait_loop(struct fleet_runtime *rt, struct fleet_job *job,
         } else {
             uint32_t seen = fl_event_value(&job->done_ev);
             if (!fl_job_is_done(job)) {
-                /* The CPU we free may be what pending work waited for. */
+                /* A sleeping caller runs no share of its job, and the CPU
+                 * it frees may be what pending work waited for: let the
+                 * dispatcher see both before we sleep. */
+                atomic_store_explicit(&job->caller_asleep, true,
+                                      memory_order_seq_cst);
                 fl_awake_add(rt, -1);
                 fl_dispatch(rt);
                 fl_event_wait(&job->done_ev, seen, 0);
                 fl_awake_add(rt, 1);
+                atomic_store_explicit(&job->caller_asleep, false,
+                                      memory_order_relaxed);
             }
         }
         fl_spin_init(&spin, rt->spin_ns);
@@ -282,11 +302,19 @@ int fleet_job_wait(fleet_job_t *job)
         return 0;
     struct fleet_runtime *rt = job->rt;
     struct fl_worker *self = fl_self(rt);
-    /* A worker is counted awake already. */
-    if (self == NULL)
+    if (self != NULL) {
+        wait_loop(rt, job, self); /* a worker is counted awake already */
+        return 0;
+    }
+    /* An outside thread counts as awake once, however deep it waits (it
+     * may wait again inside a task it helps with). */
+    uintptr_t depth = (uintptr_t)pthread_getspecific(rt->depth);
+    if (depth == 0)
         fl_awake_add(rt, 1);
-    wait_loop(rt, job, self);
-    if (self == NULL)
+    pthread_setspecific(rt->depth, (void *)(depth + 1));
+    wait_loop(rt, job, NULL);
+    pthread_setspecific(rt->depth, (void *)depth);
+    if (depth == 0)
         fl_awake_add(rt, -1);
     return 0;
 }

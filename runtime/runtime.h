@@ -31,6 +31,8 @@ struct fleet_runtime {
     struct fl_dispatcher disp;
     pthread_key_t self; /* the calling thread's struct fl_worker, if ours */
     bool self_key_made;
+    pthread_key_t depth; /* an outside thread's fleet_job_wait nesting */
+    bool depth_key_made;
 
     /* Threads of this runtime not asleep: workers, and callers inside
      * fleet_job_wait. Idle workers spin only while it is at most ncpu, and

@@ -104,7 +104,7 @@ void fl_tm_park(struct fl_tm *tm, uint32_t seen)
     atomic_fetch_add_explicit(&tm->parked, 1, memory_order_relaxed);
     fl_awake_add(tm->rt, -1);
     /* The CPU we free may be what pending work waited for. */
-    if (fl_pending_ring_nonempty(&tm->rt->disp.pending))
+    if (fl_dispatch_pending(&tm->rt->disp))
         fl_dispatch(tm->rt);
     fl_event_wait(&tm->ev, seen, 0);
     fl_awake_add(tm->rt, 1);
@@ -289,7 +289,11 @@ static void *worker_main(void *arg)
     while (!fl_stopping(rt)) {
         if (fl_tm_take(tm) || fl_tm_join_running(tm))
             continue;
-        atomic_fetch_add_explicit(&tm->idle, 1, memory_order_relaxed);
+        /* seq_cst: see role_run(). Room opens when a worker goes idle, so
+         * work left pending for want of room is handed out now. */
+        atomic_fetch_add_explicit(&tm->idle, 1, memory_order_seq_cst);
+        if (fl_dispatch_pending(&rt->disp))
+            fl_dispatch(rt);
         bool found = false;
         /* Spin only while no more threads are awake than there are CPUs. */
         if (fl_awake(rt) <= rt->ncpu) {

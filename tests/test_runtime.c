@@ -132,8 +132,16 @@ static void test_config_errors(void **state)
     cfg.task_managers = 100000;
     assert_int_equal(fleet_runtime_create(&rt, &cfg), -EINVAL);
 
-    /* The defaults and the smallest ring are fine. */
+    /* The defaults and the smallest ring are fine; the resolved
+     * configuration says how many workers "auto" gave. */
     assert_int_equal(fleet_runtime_create(&rt, NULL), 0);
+    fleet_config_t got;
+    assert_int_equal(fleet_runtime_config(NULL, &got), -EINVAL);
+    assert_int_equal(fleet_runtime_config(rt, NULL), -EINVAL);
+    assert_int_equal(fleet_runtime_config(rt, &got), 0);
+    assert_int_equal(got.task_managers, 2);
+    assert_true(got.workers_per_tm >= 1);
+    assert_int_equal(got.ring_size, 64);
     fleet_runtime_destroy(rt);
     fleet_config_init(&cfg);
     cfg.ring_size = 4;
