@@ -31,9 +31,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ck_queue.h>
+
 #include "split.h"
 
 struct fleet_job;
+struct fl_batch;
+
+/* A list of batches (Concurrency Kit's intrusive doubly-linked list). */
+CK_LIST_HEAD(fl_batch_list, fl_batch);
 
 struct fl_batch {
     /* Shared by the threads that run it; first cache line. */
@@ -53,13 +59,13 @@ struct fl_batch {
     struct fl_batch *free_next; /* a recycling list, dispatcher role only */
 
     /* Dispatcher role only. */
-    size_t end; /* shrinks when a tail is stolen */
-    struct fl_batch *sched_prev, *sched_next; /* SCHEDULED list of its TM */
-    struct fl_batch *job_prev, *job_next;     /* live batches of its job */
+    size_t end;                         /* shrinks when a tail is stolen */
+    CK_LIST_ENTRY(fl_batch) sched_link; /* SCHEDULED list of its TM */
+    CK_LIST_ENTRY(fl_batch) job_link;   /* live batches of its job */
 
     /* Guarded by the lock of TaskManager `tm`; in_running may be read
      * without it (see fl_tm_running_remove). */
-    struct fl_batch *run_prev, *run_next;
+    CK_LIST_ENTRY(fl_batch) run_link;
     _Atomic bool in_running;
 
     /* Guards `partial` while leaving threads combine into it. */

@@ -58,37 +58,15 @@ static void role_release(struct fl_dispatcher *d)
 
 static void schedule(struct fl_tm *tm, struct fl_batch *b)
 {
-    struct fleet_job *job = b->job;
-    b->sched_prev = NULL;
-    b->sched_next = tm->scheduled;
-    if (tm->scheduled != NULL)
-        tm->scheduled->sched_prev = b;
-    tm->scheduled = b;
-    b->job_prev = NULL;
-    b->job_next = job->live;
-    if (job->live != NULL)
-        job->live->job_prev = b;
-    job->live = b;
-    tm->outstanding++;
+    CK_LIST_INSERT_HEAD(&tm->scheduled, b, sched_link);
+    CK_LIST_INSERT_HEAD(&b->job->live, b, job_link);
     tm->load += b->end - b->begin;
 }
 
 static void unschedule(struct fl_tm *tm, struct fl_batch *b)
 {
-    struct fleet_job *job = b->job;
-    if (b->sched_prev != NULL)
-        b->sched_prev->sched_next = b->sched_next;
-    else
-        tm->scheduled = b->sched_next;
-    if (b->sched_next != NULL)
-        b->sched_next->sched_prev = b->sched_prev;
-    if (b->job_prev != NULL)
-        b->job_prev->job_next = b->job_next;
-    else
-        job->live = b->job_next;
-    if (b->job_next != NULL)
-        b->job_next->job_prev = b->job_prev;
-    tm->outstanding--;
+    CK_LIST_REMOVE(b, sched_link);
+    CK_LIST_REMOVE(b, job_link);
     tm->load -= b->end - b->begin;
 }
 
@@ -169,8 +147,8 @@ static unsigned wake_budget(struct fleet_runtime *rt, unsigned extra)
  * The TaskManager to hand the next batch: one with room, awake first (its
  * workers poll their ring), then asleep while `budget` allows a wake; the
  * least loaded among equals. *rooms: the batches those could take, the
- * sleeping ones counted up to the budget. A pool asleep on a ring full of
- * batches others already ran is woken to drain it.
+ * sleeping ones counted up to the budget. (A sleeping worker never has
+ * batches in its ring for long: every enqueue signals it.)
  */
 static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned budget,
                              unsigned *rooms)
@@ -182,12 +160,9 @@ static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned budget,
     for (unsigned i = 0; i < rt->ntm; i++) {
         struct fl_tm *tm = &rt->tms[i];
         unsigned r = tm_rooms(tm);
-        bool awake = fl_tm_awake(tm);
-        if (r == 0) {
-            if (!awake && fl_ring_size(&tm->ring) != 0)
-                fl_tm_wake(tm);
+        if (r == 0)
             continue;
-        }
+        bool awake = fl_tm_awake(tm);
         if (awake)
             *rooms += r;
         else if (budget == 0)
@@ -235,13 +210,18 @@ static void hand_to(struct fl_tm *tm, struct fl_batch *b)
 /* Consumes [cur->begin, end) of the current pending range. */
 static void advance_cur(struct fl_dispatcher *d, size_t end)
 {
-    struct fl_pending *p = d->cur;
-    p->begin = end;
-    if (p->begin == p->end) {
-        if (p != &p->job->root)
-            fl_free(FL_ARENA_DEFAULT, p);
+    d->cur->begin = end;
+    if (end == d->cur->end)
         d->cur = NULL;
-    }
+}
+
+/* Whether job's pending range keeps a part for its caller: a caller that
+ * waits at once is one more runner, and takes that part without a ring hop
+ * (fl_help) — while it is awake. Role only. */
+static bool keeps_share(struct fleet_job *job)
+{
+    return job->caller_share &&
+           !atomic_load_explicit(&job->caller_asleep, memory_order_seq_cst);
 }
 
 static bool hand_out(struct fleet_runtime *rt)
@@ -253,16 +233,11 @@ static bool hand_out(struct fleet_runtime *rt)
         if (d->cur == NULL && (d->cur = fl_pending_pop(&d->pending)) == NULL)
             break;
         struct fl_pending *p = d->cur;
-        /* A caller that waits at once is one more runner: the last part is
-         * left pending for it to take without a ring hop (fl_help) — while
-         * it is awake. */
-        bool share =
-            p->job->caller_share &&
-            !atomic_load_explicit(&p->job->caller_asleep, memory_order_seq_cst);
+        bool share = keeps_share(p->job);
         /* Waking a pool for more parallelism must fill an idle CPU; a job
          * that nobody runs yet gets one pool whatever the count. */
         unsigned budget = wake_budget(rt, share + woken);
-        if (budget == 0 && !share && p->job->live == NULL)
+        if (budget == 0 && !share && CK_LIST_EMPTY(&p->job->live))
             budget = 1;
         unsigned rooms;
         struct fl_tm *tm = pick_tm(rt, budget, &rooms);
@@ -311,7 +286,8 @@ static struct fl_batch *steal_victim(struct fleet_runtime *rt,
         struct fl_tm *tm = &rt->tms[i];
         if (tm == thief)
             continue;
-        for (struct fl_batch *b = tm->scheduled; b != NULL; b = b->sched_next) {
+        struct fl_batch *b;
+        CK_LIST_FOREACH (b, &tm->scheduled, sched_link) {
             size_t n = fl_batch_unclaimed(b);
             if (n > most) {
                 most = n;
@@ -358,7 +334,7 @@ static void wake_helpers(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     if (atomic_load_explicit(&d->sleepers, memory_order_relaxed) == 0 ||
-        (d->cur == NULL && !fl_pending_nonempty(&d->pending)))
+        (d->cur == NULL && !fl_pending_ring_nonempty(&d->pending)))
         return;
     atomic_store_explicit(&d->sleepers, 0, memory_order_relaxed);
     for (unsigned i = 0; i < rt->ntm; i++)
@@ -373,17 +349,13 @@ static void role_run(struct fleet_runtime *rt, bool tick)
     for (;;) {
         bool moved = drain_completions(rt);
         moved |= hand_out(rt);
-        if (!moved && d->cur == NULL && !fl_pending_nonempty(&d->pending))
+        if (!moved && d->cur == NULL && !fl_pending_ring_nonempty(&d->pending))
             moved = balance(rt, tick);
         if (moved)
             continue;
         wake_helpers(rt);
         /* A share kept for its awake caller is not for the pools. */
-        bool pending = d->pending.backlog != NULL ||
-                       (d->cur != NULL &&
-                        !(d->cur->job->caller_share &&
-                          !atomic_load_explicit(&d->cur->job->caller_asleep,
-                                                memory_order_relaxed)));
+        bool pending = d->cur != NULL && !keeps_share(d->cur->job);
         /* seq_cst, against a worker's seq_cst idle increment and load of
          * has_pending: either it sees the range pending and calls us, or
          * the hand-out below sees its room. */
@@ -444,8 +416,7 @@ void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
     fl_dispatch(rt);
 }
 
-/* --- helping ---------------------------------------------------------------
- */
+/* --- helping ------------------------------------------------------------ */
 
 /* The live batch of job a helper should join: one nobody runs yet if any
  * (sharing a started one interleaves chunks on the same cache lines), the
@@ -455,7 +426,8 @@ static struct fl_batch *job_victim(struct fleet_job *job)
     struct fl_batch *best = NULL;
     size_t most = 0;
     bool best_fresh = false;
-    for (struct fl_batch *b = job->live; b != NULL; b = b->job_next) {
+    struct fl_batch *b;
+    CK_LIST_FOREACH (b, &job->live, job_link) {
         size_t n = fl_batch_unclaimed(b);
         bool fresh =
             atomic_load_explicit(&b->visitors, memory_order_relaxed) == 0;
@@ -552,7 +524,7 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
     *seen = fl_event_value(&self->tm->ev);
     bool idle =
-        d->cur == NULL && !fl_pending_nonempty(&d->pending) &&
+        d->cur == NULL && !fl_pending_ring_nonempty(&d->pending) &&
         (job == NULL || (!fl_job_is_done(job) && job_victim(job) == NULL)) &&
         !fl_tm_has_work(self->tm);
     if (!idle)

@@ -43,8 +43,8 @@ struct fl_dispatcher {
      * (pushed, posted, went idle) before it tries the role; a holder that
      * finds it moved during its run runs again. */
     _Atomic unsigned gen;
-    /* The role left a range pending (cur or backlog); read by workers
-     * going idle, who then call the dispatcher. */
+    /* The role left a range pending (cur) that pools could take; workers
+     * going idle read it and then call the dispatcher. */
     _Atomic bool has_pending;
     alignas(64) struct fl_pending_queue pending;
     struct fl_ring completions; /* MPSC: posting threads -> role holder */
@@ -57,7 +57,7 @@ struct fl_dispatcher {
      * read outside it only as a hint to re-run the role. */
     _Atomic unsigned sleepers;
     /* Dispatcher role only. */
-    struct fl_pending *cur; /* the range being split */
+    struct fl_pending *cur; /* the range being split (a job's root) */
 };
 
 /* Idle ticks before the dispatcher thread parks. */

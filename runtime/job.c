@@ -38,7 +38,6 @@ int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
     job->root.job = job;
     job->root.begin = begin;
     job->root.end = end;
-    job->root.next = NULL;
     return 0;
 }
 

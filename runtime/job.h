@@ -19,11 +19,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "batch.h"
 #include "fleet.h"
 #include "pending.h"
 #include "wait.h"
-
-struct fl_batch;
 
 /* Reducer partials up to this size live inside the job. */
 #define FL_JOB_ACC_INLINE 64
@@ -46,9 +45,9 @@ struct fleet_job {
     _Atomic bool caller_asleep;  /* its waiting caller sleeps: no share */
 
     /* Dispatcher role only. */
-    bool caller_share;     /* its first split keeps a part for the caller */
-    size_t committed;      /* items whose batch was committed */
-    struct fl_batch *live; /* batches handed out, not yet committed */
+    bool caller_share;         /* its first split keeps a part for the caller */
+    size_t committed;          /* items whose batch was committed */
+    struct fl_batch_list live; /* batches handed out, not yet committed */
 
     struct fl_pending root; /* the job's range as it enters PENDING */
     alignas(16) unsigned char acc_inline[FL_JOB_ACC_INLINE];

@@ -2,9 +2,8 @@
  * pending: the PENDING queue — ranges waiting for the dispatcher.
  *
  * Any thread submits into a bounded MPMC ring (back-pressure: a full ring
- * refuses and the submitter waits on `space`). The dispatcher role also keeps
- * a private backlog, which it serves first, for ranges it must queue itself
- * without ever blocking on its own ring.
+ * refuses and the submitter waits on `space`); the dispatcher role takes
+ * from it.
  *
  * It does not split, schedule or free what it carries.
  */
@@ -23,14 +22,11 @@ struct fleet_job;
 struct fl_pending {
     struct fleet_job *job;
     size_t begin, end;
-    struct fl_pending *next; /* backlog link, dispatcher role only */
 };
 
 struct fl_pending_queue {
     struct fl_ring ring;
     struct fl_event space; /* signalled whenever the ring gives up an entry */
-    /* Dispatcher role only. */
-    struct fl_pending *backlog, *backlog_tail;
 };
 
 /* Returns 0, -EINVAL or -ENOMEM. Not thread-safe. */
@@ -40,16 +36,10 @@ void fl_pending_fini(struct fl_pending_queue *q);
 /* Any thread. False when the ring is full. */
 bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p);
 
-/* Dispatcher role only: queue p behind the backlog. */
-void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p);
-
-/* Dispatcher role only: the next range (backlog first), or NULL. */
+/* Dispatcher role only: the next range, or NULL. */
 struct fl_pending *fl_pending_pop(struct fl_pending_queue *q);
 
 /* Whether the ring holds anything (a snapshot). Any thread. */
 bool fl_pending_ring_nonempty(const struct fl_pending_queue *q);
-
-/* Whether anything waits, backlog included. Dispatcher role only. */
-bool fl_pending_nonempty(const struct fl_pending_queue *q);
 
 #endif /* FLEET_PENDING_H */

@@ -133,10 +133,9 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
             break;
     }
     if (err == 0) {
-        /* Every batch in flight fits, so a poster rarely waits. */
-        uint64_t cap = (uint64_t)rt->ntm *
-                       (c.ring_size + FL_EAGER_PER_WORKER * c.workers_per_tm) *
-                       2;
+        /* Every batch in flight fits (the rings' and the running ones,
+         * twice over), so a poster rarely waits. */
+        uint64_t cap = (uint64_t)rt->ntm * (c.ring_size + c.workers_per_tm) * 2;
         if (cap > FL_RING_MAX_CAPACITY)
             cap = FL_RING_MAX_CAPACITY;
         err = fl_dispatcher_init(&rt->disp, c.ring_size, (unsigned)cap);

@@ -17,10 +17,6 @@
 #include "taskmanager.h"
 #include "wait.h"
 
-/* Batches each worker is given before the rest waits for an idle one (or
- * is cut off a busy batch's tail for it). */
-#define FL_EAGER_PER_WORKER 1
-
 struct fleet_runtime {
     fleet_config_t cfg;
     unsigned ntm;

@@ -111,34 +111,26 @@ void fl_tm_park(struct fl_tm *tm, uint32_t seen)
     atomic_fetch_sub_explicit(&tm->parked, 1, memory_order_relaxed);
 }
 
-/* Takes b off the running list if it is on it. tm->lock held. */
-static void unlink_running(struct fl_tm *tm, struct fl_batch *b)
+/* Takes b off its pool's running list if it is on it. The pool's lock
+ * held. */
+static void unlink_running(struct fl_batch *b)
 {
     if (!atomic_load_explicit(&b->in_running, memory_order_relaxed))
         return;
-    if (b->run_prev != NULL)
-        b->run_prev->run_next = b->run_next;
-    else
-        tm->running = b->run_next;
-    if (b->run_next != NULL)
-        b->run_next->run_prev = b->run_prev;
+    CK_LIST_REMOVE(b, run_link);
     atomic_store_explicit(&b->in_running, false, memory_order_relaxed);
 }
 
 void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b)
 {
     pthread_mutex_lock(&tm->lock);
-    b->run_prev = NULL;
-    b->run_next = tm->running;
-    if (tm->running != NULL)
-        tm->running->run_prev = b;
-    tm->running = b;
+    CK_LIST_INSERT_HEAD(&tm->running, b, run_link);
     /* seq_cst, against the poster's seq_cst store of `posted` and load of
      * in_running: either it sees us on the list and takes b off, or we see
      * `posted` here and do it ourselves. */
     atomic_store_explicit(&b->in_running, true, memory_order_seq_cst);
     if (atomic_load_explicit(&b->posted, memory_order_seq_cst))
-        unlink_running(tm, b);
+        unlink_running(b);
     pthread_mutex_unlock(&tm->lock);
 }
 
@@ -148,7 +140,7 @@ void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b)
     if (!atomic_load_explicit(&b->in_running, memory_order_seq_cst))
         return;
     pthread_mutex_lock(&tm->lock);
-    unlink_running(tm, b);
+    unlink_running(b);
     pthread_mutex_unlock(&tm->lock);
 }
 
@@ -162,7 +154,8 @@ bool fl_tm_join_running(struct fl_tm *tm)
     for (;;) {
         struct fl_batch *best = NULL;
         size_t most = 0;
-        for (struct fl_batch *b = tm->running; b != NULL; b = b->run_next) {
+        struct fl_batch *b;
+        CK_LIST_FOREACH (b, &tm->running, run_link) {
             size_t n = fl_batch_unclaimed(b);
             if (n > most) {
                 most = n;
@@ -194,9 +187,6 @@ bool fl_tm_take(struct fl_tm *tm)
         /* Others ran all of it while it sat here. */
         if (fl_batch_release(b))
             fl_batch_destroy(b);
-        /* Its slot was what this ring gave back: let PENDING use it. */
-        if (fl_pending_ring_nonempty(&tm->rt->disp.pending))
-            fl_dispatch(tm->rt);
         return true;
     }
     /* Our claim now keeps b from completing, so the ring's reference can
@@ -273,8 +263,13 @@ bool fl_tm_has_work(struct fl_tm *tm)
         return true;
     pthread_mutex_lock(&tm->lock);
     bool any = false;
-    for (struct fl_batch *b = tm->running; b != NULL && !any; b = b->run_next)
-        any = fl_batch_has_unclaimed(b);
+    struct fl_batch *b;
+    CK_LIST_FOREACH (b, &tm->running, run_link) {
+        if (fl_batch_has_unclaimed(b)) {
+            any = true;
+            break;
+        }
+    }
     pthread_mutex_unlock(&tm->lock);
     return any;
 }

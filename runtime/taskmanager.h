@@ -52,13 +52,12 @@ struct fl_tm {
     /* Lock order: dispatcher role, then this lock, then a batch's
      * partial_lock. Guards the running list. */
     alignas(64) pthread_mutex_t lock;
-    struct fl_batch *running; /* taken from the ring, not yet posted */
+    struct fl_batch_list running; /* taken from the ring, not yet posted */
 
     /* Dispatcher role only. */
-    alignas(64) unsigned outstanding; /* batches in SCHEDULED */
-    size_t load;                      /* their items */
-    struct fl_batch *scheduled;       /* the SCHEDULED list */
-    struct fl_batch *pool;            /* committed batches for reuse */
+    alignas(64) size_t load;        /* items in SCHEDULED batches */
+    struct fl_batch_list scheduled; /* the SCHEDULED list */
+    struct fl_batch *pool;          /* committed batches for reuse */
     unsigned pooled;
 };
 

@@ -14,25 +14,8 @@
 #include <stdlib.h>
 #include <cmocka.h>
 
-#include "batch.h"
+#include "batches.h"
 #include "job.h"
-#include "alloc.h"
-
-/* A batch as the dispatcher makes one, and dropping a reference to it. */
-static struct fl_batch *new_batch(struct fleet_job *job, size_t b, size_t e,
-                                  size_t min_chunk, unsigned refs)
-{
-    struct fl_batch *x = fl_batch_alloc(FL_ARENA_DEFAULT, 0);
-    if (x != NULL)
-        fl_batch_init(x, job, b, e, 0, min_chunk, refs);
-    return x;
-}
-
-static void drop(struct fl_batch *b)
-{
-    if (fl_batch_release(b))
-        fl_batch_destroy(b);
-}
 
 #define MAX_BATCHES 4096
 #define CLAIMERS 3
@@ -49,13 +32,6 @@ struct shared {
     _Atomic unsigned steals;
     pthread_barrier_t start;
 };
-
-static void nop(void *ctx, size_t b, size_t e)
-{
-    (void)ctx;
-    (void)b;
-    (void)e;
-}
 
 /* A batch index with unclaimed items, or -1. */
 static long pick(struct shared *sh, unsigned salt)
@@ -151,7 +127,7 @@ static unsigned run(size_t n, unsigned nbatches, uint64_t round)
     assert_non_null(sh->hits);
     pthread_mutex_init(&sh->lock, NULL);
     pthread_barrier_init(&sh->start, NULL, CLAIMERS + 1);
-    struct fleet_job *job = fl_job_new(NULL, nop, NULL, NULL, 0, n, 1);
+    struct fleet_job *job = fl_job_new(NULL, nop_range, NULL, NULL, 0, n, 1);
     assert_non_null(job);
     /* Base the range high so the offsets stay relative. */
     size_t per = n / nbatches;
@@ -199,7 +175,7 @@ static void test_claim_steal_stress(void **state)
 static void test_refcount(void **state)
 {
     (void)state;
-    struct fleet_job *job = fl_job_new(NULL, nop, NULL, NULL, 0, 10, 1);
+    struct fleet_job *job = fl_job_new(NULL, nop_range, NULL, NULL, 0, 10, 1);
     assert_non_null(job);
     struct fl_batch *b = new_batch(job, 0, 10, 1, 2);
     assert_non_null(b);

@@ -21,14 +21,7 @@
 #include <cmocka.h>
 
 #include "fleet.h"
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
+#include "rng.h"
 
 static fleet_runtime_t *make(unsigned tms, unsigned workers, unsigned ring,
                              size_t grain)

@@ -13,40 +13,10 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "batch.h"
+#include "batches.h"
 #include "job.h"
+#include "rng.h"
 #include "split.h"
-#include "alloc.h"
-
-/* A batch as the dispatcher makes one, and dropping a reference to it. */
-static struct fl_batch *new_batch(struct fleet_job *job, size_t b, size_t e,
-                                  size_t min_chunk, unsigned refs)
-{
-    struct fl_batch *x = fl_batch_alloc(FL_ARENA_DEFAULT, 0);
-    if (x != NULL)
-        fl_batch_init(x, job, b, e, 0, min_chunk, refs);
-    return x;
-}
-
-static void drop(struct fl_batch *b)
-{
-    if (fl_batch_release(b))
-        fl_batch_destroy(b);
-}
-
-static uint64_t rng_next(uint64_t *s)
-{
-    /* splitmix64 */
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t rng_below(uint64_t *s, size_t n)
-{
-    return n == 0 ? 0 : (size_t)(rng_next(s) % n);
-}
 
 static void test_split_take(void **state)
 {
@@ -146,13 +116,6 @@ static int cmp_iv(const void *a, const void *b)
     return x->b < y->b ? -1 : x->b > y->b;
 }
 
-static void nop(void *ctx, size_t b, size_t e)
-{
-    (void)ctx;
-    (void)b;
-    (void)e;
-}
-
 /* Splits, claims and steals at random until [B, E) is all run; checks
  * the pieces tile it exactly and every batch was posted exactly once. */
 static void simulate(size_t B, size_t E, size_t grain, unsigned ntm,
@@ -160,7 +123,8 @@ static void simulate(size_t B, size_t E, size_t grain, unsigned ntm,
 {
     struct sim s;
     memset(&s, 0, sizeof(s));
-    struct fleet_job *job = fl_job_new(NULL, nop, NULL, NULL, B, E, grain);
+    struct fleet_job *job =
+        fl_job_new(NULL, nop_range, NULL, NULL, B, E, grain);
     assert_non_null(job);
     size_t pb = B;
     size_t min_chunk = 1 + rng_below(&seed, 4) * rng_below(&seed, 50);
@@ -265,7 +229,7 @@ static void test_empty_range(void **state)
     (void)state;
     /* Size 0 makes no batch: the dispatcher never calls fl_split_take on
      * it, and a claim on an exhausted batch fails. */
-    struct fleet_job *job = fl_job_new(NULL, nop, NULL, NULL, 5, 6, 1);
+    struct fleet_job *job = fl_job_new(NULL, nop_range, NULL, NULL, 5, 6, 1);
     assert_non_null(job);
     struct fl_batch *b = new_batch(job, 5, 6, 1, 1);
     size_t s, e;

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "fleet.h"
+#include "rng.h"
 #include "ring.h" /* FL_RING_TSAN */
 
 /* Runtimes made, and operations per submitting thread in each. */
@@ -28,19 +29,6 @@
 #define RUNTIMES 600
 #endif
 #define OPS 40
-
-static uint64_t rng_next(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-static size_t below(uint64_t *s, size_t n)
-{
-    return n == 0 ? 0 : (size_t)(rng_next(s) % n);
-}
 
 /* Items [base, base + n) are counted in hits[]. */
 struct counts {
@@ -142,9 +130,9 @@ static void check_counts(struct op_args *a, struct counts *c, unsigned want)
 static void one_op(struct op_args *a)
 {
     uint64_t *s = &a->seed;
-    unsigned kind = (unsigned)below(s, 10);
-    size_t n = below(s, 4) == 0 ? below(s, 8) : 1 + below(s, 40000);
-    size_t base = below(s, 4) == 0 ? SIZE_MAX - n : below(s, 1u << 30);
+    unsigned kind = (unsigned)rng_below(s, 10);
+    size_t n = rng_below(s, 4) == 0 ? rng_below(s, 8) : 1 + rng_below(s, 40000);
+    size_t base = rng_below(s, 4) == 0 ? SIZE_MAX - n : rng_below(s, 1u << 30);
     struct counts c = {.base = base, .n = n, .rt = a->rt};
     c.hits = calloc(n ? n : 1, sizeof(*c.hits));
     if (c.hits == NULL) {
@@ -162,7 +150,7 @@ static void one_op(struct op_args *a)
         if (got != sum_serial(base, base + n))
             a->problems++;
     } else if (kind < 8) { /* a burst of async jobs, some released early */
-        unsigned jobs = 1 + (unsigned)below(s, 12);
+        unsigned jobs = 1 + (unsigned)rng_below(s, 12);
         fleet_job_t *h[12];
         for (unsigned j = 0; j < jobs; j++) {
             int err = fleet_submit(a->rt, count, &c, base, base + n, &h[j]);
@@ -179,7 +167,7 @@ static void one_op(struct op_args *a)
     } else { /* nested */
         c.n = n = n % 64;
         c.base = base = 0;
-        c.inner = 1 + below(s, 300);
+        c.inner = 1 + rng_below(s, 300);
         note_error(a, fleet_parallel_for(a->rt, nested, &c, 0, n));
         if (atomic_load(&c.nested_errors) != 0)
             a->problems++;
@@ -200,10 +188,10 @@ static void *submitter(void *arg)
 static void release_some(fleet_runtime_t *rt, uint64_t *s,
                          _Atomic unsigned *slot, unsigned *expected)
 {
-    unsigned jobs = (unsigned)below(s, 6);
+    unsigned jobs = (unsigned)rng_below(s, 6);
     for (unsigned j = 0; j < jobs; j++) {
         fleet_job_t *h;
-        size_t n = 1 + below(s, 5000);
+        size_t n = 1 + rng_below(s, 5000);
         if (fleet_submit(rt, bump, (void *)slot, 0, n, &h) == 0) {
             *expected += (unsigned)n;
             fleet_job_release(h);
@@ -222,15 +210,15 @@ static void test_random_mixes(void **state)
     for (int k = 0; k < RUNTIMES; k++) {
         fleet_config_t cfg;
         fleet_config_init(&cfg);
-        cfg.task_managers = 1 + (unsigned)below(&seed, 3);
-        cfg.workers_per_tm = 1 + (unsigned)below(&seed, 3);
-        cfg.ring_size = 4u << below(&seed, 5);
-        cfg.grain = below(&seed, 3) == 0 ? 1 + below(&seed, 2000) : 0;
-        cfg.spin_us = below(&seed, 3) == 0 ? 0 : 50;
+        cfg.task_managers = 1 + (unsigned)rng_below(&seed, 3);
+        cfg.workers_per_tm = 1 + (unsigned)rng_below(&seed, 3);
+        cfg.ring_size = 4u << rng_below(&seed, 5);
+        cfg.grain = rng_below(&seed, 3) == 0 ? 1 + rng_below(&seed, 2000) : 0;
+        cfg.spin_us = rng_below(&seed, 3) == 0 ? 0 : 50;
         fleet_runtime_t *rt;
         assert_int_equal(fleet_runtime_create(&rt, &cfg), 0);
 
-        unsigned nthreads = 1 + (unsigned)below(&seed, 3);
+        unsigned nthreads = 1 + (unsigned)rng_below(&seed, 3);
         struct op_args args[3];
         pthread_t th[3];
         for (unsigned t = 0; t < nthreads; t++) {
