@@ -94,7 +94,8 @@ typedef void (*fleet_range_fn)(void *ctx, size_t begin, size_t end);
  * If the PENDING queue is full, waits until the dispatcher makes room
  * (back-pressure). An empty range completes at once.
  * Returns 0, -EINVAL (NULL rt/fn/job, begin > end), -ENOMEM, or -ESHUTDOWN
- * once destroy has begun.
+ * when called from outside the runtime once destroy has begun (task bodies
+ * may still submit while destroy drains).
  * Thread-safety: any thread, also from inside a task body.
  */
 FLEET_API int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
@@ -125,8 +126,9 @@ FLEET_API int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn,
 /*
  * A reduction: every batch starts from init() and fold()s its items into
  * its own partial of `size` bytes; partials are merged with combine().
- * combine must be associative; it is called from worker threads too, but
- * never twice at once on the same `into`.
+ * combine must be associative and commutative (partials are merged in
+ * completion order); it is called from worker threads too, but never twice
+ * at once on the same `into`.
  */
 typedef struct fleet_reducer {
     size_t size; /* bytes of a partial, >= 1 */
