@@ -19,7 +19,9 @@
 #ifndef FLEET_H
 #define FLEET_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -33,6 +35,40 @@ extern "C" {
 
 typedef struct fleet_runtime fleet_runtime_t; /* opaque */
 typedef struct fleet_job fleet_job_t;         /* opaque */
+
+/* Simulated TaskManager failures (fleet_tm_fail, and the chaos injector). */
+typedef enum {
+    FLEET_FAIL_CRASH, /* stops at once: its queued and running work is lost */
+    FLEET_FAIL_HANG,  /* stops making progress and heartbeating */
+    FLEET_FAIL_SLOW   /* keeps working and heartbeating, several times slower */
+} fleet_fail_t;
+
+/*
+ * When a failed TaskManager rejoins, named and parametrised like Flink's
+ * restart strategies. A restart clears the simulated fault; a TaskManager
+ * that will not restart stays out. Times in milliseconds.
+ */
+typedef enum {
+    FLEET_RESTART_NONE,        /* never */
+    FLEET_RESTART_FIXED_DELAY, /* after delay_ms, at most attempts times */
+    FLEET_RESTART_EXPONENTIAL_DELAY, /* after initial_ms, x multiplier each
+                                        time, capped at max_ms, +-jitter */
+    FLEET_RESTART_FAILURE_RATE       /* after delay_ms, unless more than
+                                        max_failures in interval_ms */
+} fleet_restart_kind_t;
+
+typedef struct fleet_restart {
+    fleet_restart_kind_t kind;
+    unsigned attempts;   /* fixed-delay: restarts per TaskManager; 0 = no
+                            limit */
+    unsigned delay_ms;   /* fixed-delay, failure-rate */
+    unsigned initial_ms; /* exponential-delay: first delay */
+    unsigned max_ms;     /* exponential-delay: cap, >= initial_ms */
+    double multiplier;   /* exponential-delay: >= 1 */
+    double jitter;       /* exponential-delay: 0..1, a fraction of the delay */
+    unsigned max_failures; /* failure-rate: per interval, >= 1 */
+    unsigned interval_ms;  /* failure-rate: >= 1 */
+} fleet_restart_t;
 
 typedef struct fleet_config {
     /* Worker pools. Default 2; must be >= 1. */
@@ -56,6 +92,36 @@ typedef struct fleet_config {
      * checks) before it sleeps, in microseconds. Default 50, at most
      * 1000000; 0 sleeps at once. */
     unsigned spin_us;
+
+    /* Fault tolerance: heartbeats, failure detection, redispatch, restarts
+     * and speculation. Default true; false runs no heartbeat threads and
+     * makes fleet_tm_fail return -ENOTSUP. */
+    bool fault_tolerance;
+    /* When a failed TaskManager rejoins. Default: fixed-delay, no attempt
+     * limit, 10 ms. */
+    fleet_restart_t restart;
+    /* FLEET_FAIL_SLOW makes a TaskManager this many times slower (>= 2,
+     * <= 1000). Default 4. */
+    unsigned slow_factor;
+    /* Speculative execution: on a SLOW TaskManager, a batch whose items are
+     * all claimed but which runs longer than 1.5x the median batch time and
+     * than speculation_floor_us gets a second attempt on an idle
+     * TaskManager; the first to complete commits, the other is fenced.
+     * (Elsewhere a long batch is long work, and a second attempt would run
+     * parallel_for items twice with nothing failed.) Default true, floor
+     * 20000. */
+    bool speculation;
+    unsigned speculation_floor_us;
+    /* Seeded random failures while jobs run ("chaos"): 0 = off. Failures
+     * come at exponentially distributed intervals of mean chaos_mtbf_us
+     * (>= 1), on random live TaskManagers, of kinds drawn with the weights
+     * chaos_weight[FLEET_FAIL_CRASH..FLEET_FAIL_SLOW] (not all 0). A HANG or
+     * SLOW ends after chaos_fault_us (>= 1); a CRASH ends when the restart
+     * strategy restarts it. */
+    unsigned long long chaos_seed;
+    unsigned chaos_mtbf_us;
+    unsigned chaos_weight[3];
+    unsigned chaos_fault_us;
 } fleet_config_t;
 
 /* Fills *cfg with the defaults above. Thread-safety: any thread. */
@@ -93,18 +159,21 @@ typedef void (*fleet_range_fn)(void *ctx, size_t begin, size_t end);
  * Submits fn over [begin, end) and returns at once with a handle in *job.
  * If the PENDING queue is full, waits until the dispatcher makes room
  * (back-pressure). An empty range completes at once.
- * Returns 0, -EINVAL (NULL rt/fn/job, begin > end), -ENOMEM, or -ESHUTDOWN
+ * Returns 0, -EINVAL (NULL rt/fn/job, begin > end), -ENOMEM, -ESHUTDOWN
  * when called from outside the runtime once destroy has begun (task bodies
- * may still submit while destroy drains).
+ * may still submit while destroy drains), or -ECANCELED when no
+ * TaskManager is live and none will restart.
  * Thread-safety: any thread, also from inside a task body.
  */
 FLEET_API int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
                            size_t begin, size_t end, fleet_job_t **job);
 
 /*
- * Waits until every item of the job has been processed and committed.
- * While it waits, the caller helps run the job's work. Returns 0, or
- * -EINVAL for NULL.
+ * Waits until every item of the job has been processed and committed,
+ * and no thread runs its function any more (also not a fenced attempt).
+ * While it waits, the caller helps run the job's work. Returns 0, -EINVAL
+ * for NULL, or -ECANCELED when no TaskManager was live and none would
+ * restart (some items may not have run).
  * Thread-safety: any thread, also from inside a task body; any number of
  * threads may wait on one job until it is released.
  */
@@ -118,8 +187,9 @@ FLEET_API int fleet_job_wait(fleet_job_t *job);
 FLEET_API void fleet_job_release(fleet_job_t *job);
 
 /* fleet_submit + fleet_job_wait + fleet_job_release. Same errors as
- * fleet_submit. Thread-safety: any thread, also from inside a task body
- * (the waiting worker runs pending work meanwhile). */
+ * those. Each item runs at least once; more than once only when an attempt
+ * was fenced after a failure. Thread-safety: any thread, also from inside a
+ * task body (the waiting worker runs pending work meanwhile). */
 FLEET_API int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn,
                                  void *ctx, size_t begin, size_t end);
 
@@ -139,32 +209,63 @@ typedef struct fleet_reducer {
 
 /*
  * Reduces [begin, end) into *result (r->size bytes): result is init()ed,
- * then every batch's partial is combined into it exactly once. Returns 0,
- * -EINVAL (NULL rt/r/result, a NULL callback, size 0, begin > end),
- * -ENOMEM, or -ESHUTDOWN. On error *result is left untouched.
+ * then every batch's partial is combined into it exactly once, whatever
+ * fails (partials of fenced attempts are discarded). Returns 0, -EINVAL
+ * (NULL rt/r/result, a NULL callback, size 0, begin > end), -ENOMEM,
+ * -ESHUTDOWN or -ECANCELED. On error *result is left untouched.
  * Thread-safety: as fleet_parallel_for.
  */
 FLEET_API int fleet_parallel_reduce(fleet_runtime_t *rt,
                                     const fleet_reducer_t *r, void *ctx,
                                     size_t begin, size_t end, void *result);
 
-typedef enum {
-    FLEET_FAIL_CRASH, /* stops at once; queued and running work is lost */
-    FLEET_FAIL_HANG,  /* stops making progress and heartbeating */
-    FLEET_FAIL_SLOW   /* keeps working, several times slower */
-} fleet_fail_t;
-
 /*
- * Simulates a failure of TaskManager `tm`. Returns -EINVAL for a NULL
- * runtime, an unknown `tm` or `how`, and -ENOTSUP in this version (failure
- * simulation and recovery are not built yet).
+ * Simulates a failure of TaskManager `tm`: its threads obey `how` from
+ * their next check point (between two chunks of work, or when idle). A
+ * CRASH or HANG stops its heartbeats, so the monitor declares the
+ * TaskManager failed after heartbeat_timeout_us: its batches then go back
+ * to PENDING and run elsewhere (anything the failed attempt still
+ * completes is fenced off), and the restart strategy decides when it
+ * rejoins. A SLOW TaskManager keeps heartbeating; speculation copes with
+ * its stragglers.
+ * Returns 0, -EINVAL (NULL runtime, unknown `tm` or `how`), -EALREADY (a
+ * fault is already simulated on it, or it is failed and not restarted yet),
+ * or -ENOTSUP (fault_tolerance is off).
  * Thread-safety: any thread.
  */
 FLEET_API int fleet_tm_fail(fleet_runtime_t *rt, unsigned tm, fleet_fail_t how);
 
-/* Ends a simulated failure of `tm`. Errors as fleet_tm_fail.
- * Thread-safety: any thread. */
+/*
+ * Ends the simulated failure of `tm`: a SLOW one runs at full speed again,
+ * a HANG not yet detected resumes its work where it stopped. A TaskManager
+ * already declared failed (or crashed) is restarted at once, whatever the
+ * restart strategy says. Returns 0, -EINVAL, -EALREADY (nothing to end), or
+ * -ENOTSUP. Thread-safety: any thread.
+ */
 FLEET_API int fleet_tm_recover(fleet_runtime_t *rt, unsigned tm);
+
+/* What the runtime counted about failures since it was created. */
+typedef struct fleet_failure_stats {
+    uint64_t injected[3];       /* by fleet_tm_fail or chaos, by kind */
+    uint64_t detected[3];       /* declared failed, by the injected kind */
+    uint64_t suspected;         /* declared failed with nothing simulated:
+                                   its heartbeat thread got no CPU */
+    uint64_t detection_us_last; /* injection to declared failed */
+    uint64_t detection_us_max;
+    uint64_t detection_us_total; /* / sum of detected[] = the mean */
+    uint64_t batches_redispatched;
+    uint64_t attempts_fenced; /* attempts whose work was discarded */
+    uint64_t speculative_launched;
+    uint64_t speculative_won; /* the copy committed before the original */
+    uint64_t restarts;
+    uint64_t jobs_cancelled;     /* ended with -ECANCELED */
+    unsigned task_managers_live; /* not declared failed now */
+} fleet_failure_stats_t;
+
+/* Copies the counters to *out. Returns 0 or -EINVAL. Thread-safety: any
+ * thread; the counters are read one by one, not as one snapshot. */
+FLEET_API int fleet_failure_stats(const fleet_runtime_t *rt,
+                                  fleet_failure_stats_t *out);
 
 /* A static description of a (negative or positive) errno value returned by
  * this library. Thread-safety: any thread. */

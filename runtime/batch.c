@@ -33,6 +33,11 @@ void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
     atomic_init(&b->visitors, 0);
     atomic_init(&b->refs, refs);
     atomic_init(&b->posted, false);
+    atomic_init(&b->fenced, false);
+    b->attempt = 0;
+    b->speculative = false;
+    b->twin = NULL;
+    b->t_dispatch = 0;
     b->job = job;
     b->begin = begin;
     b->end = end;
@@ -108,6 +113,20 @@ bool fl_batch_steal_tail(struct fl_batch *b, size_t grain, size_t *s, size_t *e)
             *e = b->begin + end;
             return true;
         }
+    }
+}
+
+size_t fl_batch_take_unclaimed(struct fl_batch *b)
+{
+    uint64_t w = atomic_load_explicit(&b->claim, memory_order_relaxed);
+    for (;;) {
+        uint32_t next = (uint32_t)(w >> 32), end = (uint32_t)w;
+        if (next >= end)
+            return 0;
+        if (atomic_compare_exchange_weak_explicit(&b->claim, &w, pack(end, end),
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return end - next;
     }
 }
 

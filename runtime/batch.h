@@ -12,6 +12,12 @@
  * stole, and whoever brings it to zero posts the completion (exactly one
  * thread does).
  *
+ * A batch is one attempt at its range. Fencing it (after its TaskManager
+ * failed, or when its speculative twin won) takes every unclaimed item away
+ * and sets `fenced`: its visitors stop at their next chunk, and when its
+ * count reaches zero it is posted like any other — the dispatcher then
+ * drops it without committing or combining anything.
+ *
  * Lifetime: a thread may touch a batch while it holds a claim it has not yet
  * subtracted (the batch cannot complete), or the TaskManager ring's
  * reference, or the dispatcher role. The memory belongs to whoever drops
@@ -48,6 +54,7 @@ struct fl_batch {
     _Atomic unsigned visitors;          /* threads inside; sizes chunks */
     _Atomic unsigned refs;              /* dispatcher + ring references */
     _Atomic bool posted;                /* remaining reached zero */
+    _Atomic bool fenced;                /* this attempt's work is discarded */
 
     /* Fixed from fl_batch_init to the last reference. */
     alignas(64) struct fleet_job *job;
@@ -59,9 +66,14 @@ struct fl_batch {
     struct fl_batch *free_next; /* a recycling list, dispatcher role only */
 
     /* Dispatcher role only. */
-    size_t end;                         /* shrinks when a tail is stolen */
-    CK_LIST_ENTRY(fl_batch) sched_link; /* SCHEDULED list of its TM */
-    CK_LIST_ENTRY(fl_batch) job_link;   /* live batches of its job */
+    size_t end;            /* shrinks when a tail is stolen */
+    unsigned attempt;      /* 0 for a first attempt */
+    bool speculative;      /* a second attempt of a straggler */
+    struct fl_batch *twin; /* the other attempt racing this one */
+    uint64_t t_dispatch;   /* when it was handed out, ns */
+    /* SCHEDULED list of its TM; once fenced, the dispatcher's graveyard. */
+    CK_LIST_ENTRY(fl_batch) sched_link;
+    CK_LIST_ENTRY(fl_batch) job_link; /* live batches of its job */
 
     /* Guarded by the lock of TaskManager `tm`; in_running may be read
      * without it (see fl_tm_running_remove). */
@@ -114,6 +126,10 @@ size_t fl_batch_unclaimed(const struct fl_batch *b);
  */
 bool fl_batch_steal_tail(struct fl_batch *b, size_t grain, size_t *s,
                          size_t *e);
+
+/* Takes every unclaimed item away, for a fence. Returns how many; the
+ * caller must then call fl_batch_done(b, n) itself. Lock-free. */
+size_t fl_batch_take_unclaimed(struct fl_batch *b);
 
 /* Gives back a tail [s, e) just stolen with fl_batch_steal_tail, before
  * anyone ran it. Only the thief, and only while it alone may change the

@@ -5,7 +5,9 @@
 #include "dispatcher.h"
 
 #include <errno.h>
+#include <math.h>
 #include <sched.h>
+#include <stdlib.h>
 
 #include "alloc.h"
 #include "fence.h"
@@ -21,8 +23,14 @@ int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
     atomic_init(&d->sleepers, 0);
     atomic_init(&d->parked, false);
     fl_event_init(&d->wake);
+    atomic_init(&d->resumed_at, fl_now_ns());
     d->started = false;
     d->cur = NULL;
+    CK_LIST_INIT(&d->graveyard);
+    d->ndurations = 0;
+    d->chaos_rng = 0;
+    d->chaos_next = 0;
+    d->last_tick = 0;
     int err = fl_pending_init(&d->pending, pending_capacity);
     if (err == 0)
         err = fl_ring_init(&d->completions, completion_capacity,
@@ -70,13 +78,17 @@ static void unschedule(struct fl_tm *tm, struct fl_batch *b)
     tm->load -= b->end - b->begin;
 }
 
-/* --- commits ------------------------------------------------------------ */
+/* --- settling, fencing, commits (role only) ---------------------------- */
 
-static void finish_job(struct fleet_runtime *rt, struct fleet_job *job)
+/* Settles a complete job once no fenced attempt of it is left: no thread
+ * runs its function any more. The job may be freed when this returns. */
+static void maybe_settle(struct fleet_runtime *rt, struct fleet_job *job)
 {
-    fl_job_finish(job);
-    /* seq_cst, with the seq_cst increment of tm_waiters in a nested wait:
-     * either that waiter sees `done`, or we see it and wake its pool. */
+    if (!job->complete || job->fenced_live != 0)
+        return;
+    fl_job_finish(job, job->status);
+    /* With the seq_cst increment of tm_waiters in a nested wait: either
+     * that waiter sees `done`, or we see it and wake its pool. */
     fl_fence();
     if (atomic_load_explicit(&job->tm_waiters, memory_order_relaxed) != 0)
         for (unsigned i = 0; i < rt->ntm; i++)
@@ -84,6 +96,19 @@ static void finish_job(struct fleet_runtime *rt, struct fleet_job *job)
     fl_job_unref(job);
     if (atomic_fetch_sub_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 1)
         fl_event_signal(&rt->idle);
+}
+
+/* All items committed (status 0) or given up. May free the job. */
+static void complete_job(struct fleet_runtime *rt, struct fleet_job *job,
+                         int status)
+{
+    if (job->complete)
+        return;
+    job->complete = true;
+    job->status = status;
+    if (status != 0)
+        fl_stat_add(&rt->stats.cancelled, 1);
+    maybe_settle(rt, job);
 }
 
 /* Keeps a batch whose last reference the role dropped, for reuse. */
@@ -98,17 +123,88 @@ static void recycle(struct fl_tm *tm, struct fl_batch *b)
     tm->pooled++;
 }
 
-static void commit(struct fleet_runtime *rt, struct fl_batch *b)
+/*
+ * Discards an attempt: no more claims, off SCHEDULED and its job's live
+ * list, into the graveyard until its visitors have left and it is posted
+ * (drop_fenced). Its range is not queued again here (redispatch).
+ */
+static void fence(struct fleet_runtime *rt, struct fl_batch *b)
+{
+    /* release: a visitor that sees it skips the SLOW sleep; claims stop
+     * through the claim word itself. */
+    atomic_store_explicit(&b->fenced, true, memory_order_release);
+    size_t n = fl_batch_take_unclaimed(b);
+    unschedule(&rt->tms[b->tm], b);
+    CK_LIST_INSERT_HEAD(&rt->disp.graveyard, b, sched_link);
+    b->job->fenced_live++;
+    if (b->twin != NULL) {
+        b->twin->twin = NULL;
+        b->twin = NULL;
+    }
+    fl_stat_add(&rt->stats.fenced, 1);
+    if (n != 0 && fl_batch_done(b, n))
+        fl_post(rt, b);
+}
+
+/* A fenced attempt was posted: every visitor has left it. */
+static void drop_fenced(struct fleet_runtime *rt, struct fl_batch *b)
 {
     struct fleet_job *job = b->job;
-    unschedule(&rt->tms[b->tm], b);
+    CK_LIST_REMOVE(b, sched_link);
+    job->fenced_live--;
+    if (fl_batch_release(b))
+        recycle(&rt->tms[b->tm], b);
+    maybe_settle(rt, job);
+}
+
+/* Queues b's range again as the next attempt (before b is fenced). */
+static void redispatch(struct fleet_runtime *rt, struct fl_batch *b)
+{
+    struct fl_pending *p = fl_alloc(FL_ARENA_DEFAULT, sizeof(*p));
+    if (p == NULL) {
+        /* Nothing to rerun it with: the job ends with the error. */
+        complete_job(rt, b->job, -ENOMEM);
+        return;
+    }
+    p->job = b->job;
+    p->begin = b->begin;
+    p->end = b->end;
+    p->attempt = b->attempt + 1;
+    fl_pending_push_backlog(&rt->disp.pending, p);
+    fl_stat_add(&rt->stats.redispatched, 1);
+}
+
+static void record_duration(struct fl_dispatcher *d, uint64_t ns)
+{
+    size_t n = sizeof(d->durations) / sizeof(d->durations[0]);
+    d->durations[d->ndurations++ % n] = ns;
+}
+
+static void commit(struct fleet_runtime *rt, struct fl_batch *b)
+{
+    if (atomic_load_explicit(&b->fenced, memory_order_relaxed)) {
+        drop_fenced(rt, b);
+        return;
+    }
+    struct fleet_job *job = b->job;
+    struct fl_tm *tm = &rt->tms[b->tm];
+    unschedule(tm, b);
+    if (b->twin != NULL) {
+        /* The first of two attempts to complete wins; the other is
+         * fenced (the job settles once its visitors have left). */
+        if (b->speculative)
+            fl_stat_add(&rt->stats.spec_won, 1);
+        fence(rt, b->twin);
+    }
+    record_duration(&rt->disp, fl_now_ns() - b->t_dispatch);
     if (job->reduce)
         job->red.combine(job->ctx, job->acc, b->partial);
     job->committed += b->end - b->begin;
+    bool all = job->committed == job->end - job->begin;
     if (fl_batch_release(b))
-        recycle(&rt->tms[b->tm], b);
-    if (job->committed == job->end - job->begin)
-        finish_job(rt, job);
+        recycle(tm, b);
+    if (all)
+        complete_job(rt, job, 0);
 }
 
 static bool drain_completions(struct fleet_runtime *rt)
@@ -128,6 +224,8 @@ static bool drain_completions(struct fleet_runtime *rt)
  * (batches waiting, or already run by others and not yet drained). */
 static unsigned tm_rooms(struct fl_tm *tm)
 {
+    if (!atomic_load_explicit(&tm->live, memory_order_relaxed))
+        return 0;
     unsigned idle = atomic_load_explicit(&tm->idle, memory_order_seq_cst);
     unsigned queued = fl_ring_size(&tm->ring);
     if (queued >= fl_ring_capacity(&tm->ring) || idle <= queued)
@@ -180,7 +278,8 @@ static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned budget,
 }
 
 static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
-                                   size_t b, size_t e, unsigned refs)
+                                   size_t b, size_t e, unsigned refs,
+                                   unsigned attempt)
 {
     size_t need = job->reduce ? job->red.size : 0;
     struct fl_batch *nb = tm->pool;
@@ -194,6 +293,8 @@ static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
             return NULL;
     }
     fl_batch_init(nb, job, b, e, tm->index, job->grain, refs);
+    nb->attempt = attempt;
+    nb->t_dispatch = fl_now_ns();
     schedule(tm, nb);
     return nb;
 }
@@ -208,11 +309,32 @@ static void hand_to(struct fl_tm *tm, struct fl_batch *b)
 }
 
 /* Consumes [cur->begin, end) of the current pending range. */
+static void drop_cur(struct fl_dispatcher *d)
+{
+    struct fl_pending *p = d->cur;
+    d->cur = NULL;
+    if (p != &p->job->root)
+        fl_free(FL_ARENA_DEFAULT, p); /* a redispatched range */
+}
+
 static void advance_cur(struct fl_dispatcher *d, size_t end)
 {
     d->cur->begin = end;
     if (end == d->cur->end)
-        d->cur = NULL;
+        drop_cur(d);
+}
+
+/* The range to split next (the current one, else the next queued), or
+ * NULL. Ranges of a job that already ended are dropped. Role only. */
+static struct fl_pending *next_pending(struct fl_dispatcher *d)
+{
+    for (;;) {
+        if (d->cur == NULL && (d->cur = fl_pending_pop(&d->pending)) == NULL)
+            return NULL;
+        if (!d->cur->job->complete)
+            return d->cur;
+        drop_cur(d);
+    }
 }
 
 /* Whether job's pending range keeps a part for its caller: a caller that
@@ -230,9 +352,9 @@ static bool hand_out(struct fleet_runtime *rt)
     bool any = false;
     unsigned woken = 0;
     for (;;) {
-        if (d->cur == NULL && (d->cur = fl_pending_pop(&d->pending)) == NULL)
+        struct fl_pending *p = next_pending(d);
+        if (p == NULL)
             break;
-        struct fl_pending *p = d->cur;
         bool share = keeps_share(p->job);
         /* Waking a pool for more parallelism must fill an idle CPU; a job
          * that nobody runs yet gets one pool whatever the count. */
@@ -249,7 +371,8 @@ static bool hand_out(struct fleet_runtime *rt)
             p->job->caller_share = false;
             break;
         }
-        struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 2);
+        struct fl_batch *b =
+            make_batch(tm, p->job, p->begin, end, 2, p->attempt);
         if (b == NULL)
             break; /* out of memory: retried at the next dispatch */
         advance_cur(d, end);
@@ -289,7 +412,9 @@ static struct fl_batch *steal_victim(struct fleet_runtime *rt,
         struct fl_batch *b;
         CK_LIST_FOREACH (b, &tm->scheduled, sched_link) {
             size_t n = fl_batch_unclaimed(b);
-            if (n > most) {
+            /* Twins must keep the same range, or one could not stand for
+             * the other. */
+            if (n > most && b->twin == NULL) {
                 most = n;
                 best = b;
             }
@@ -309,7 +434,7 @@ static bool balance(struct fleet_runtime *rt, bool tick)
         size_t s, e;
         if (v == NULL || !fl_batch_steal_tail(v, v->job->grain, &s, &e))
             continue;
-        struct fl_batch *nb = make_batch(tm, v->job, s, e, 2);
+        struct fl_batch *nb = make_batch(tm, v->job, s, e, 2, v->attempt);
         if (nb == NULL) {
             /* Give the tail back: nobody can have claimed it. */
             fl_batch_steal_undo(v, s, e);
@@ -326,6 +451,353 @@ static bool balance(struct fleet_runtime *rt, bool tick)
     return any;
 }
 
+/* --- failures (role only) ----------------------------------------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [0, 1). */
+static double rng_unit(uint64_t *s)
+{
+    return (double)(rng_next(s) >> 11) * (1.0 / 9007199254740992.0);
+}
+
+#define MS 1000000u
+
+/* Decides, by the restart strategy, when tm (just declared failed)
+ * rejoins. */
+static void schedule_restart(struct fleet_runtime *rt, struct fl_tm *tm,
+                             uint64_t now)
+{
+    const fleet_restart_t *r = &rt->cfg.restart;
+    uint64_t delay = 0;
+    bool ok = false;
+    switch (r->kind) {
+    case FLEET_RESTART_NONE:
+        break;
+    case FLEET_RESTART_FIXED_DELAY:
+        ok = r->attempts == 0 || tm->restarts < r->attempts;
+        delay = (uint64_t)r->delay_ms * MS;
+        break;
+    case FLEET_RESTART_EXPONENTIAL_DELAY: {
+        /* Back to the initial delay after a healthy run longer than the
+         * cap (Flink's reset-backoff-threshold). */
+        if (now - tm->live_since > 2 * (uint64_t)r->max_ms * MS)
+            tm->backoff = 0;
+        double d = r->initial_ms;
+        for (unsigned i = 0; i < tm->backoff && d < r->max_ms; i++)
+            d *= r->multiplier;
+        if (d > r->max_ms)
+            d = r->max_ms;
+        d += d * r->jitter * (2 * rng_unit(&rt->disp.chaos_rng) - 1);
+        tm->backoff++;
+        ok = true;
+        delay = d > 0 ? (uint64_t)(d * MS) : 0;
+        break;
+    }
+    case FLEET_RESTART_FAILURE_RATE: {
+        unsigned n = r->max_failures + 1;
+        tm->fail_times[tm->fail_count++ % n] = now;
+        /* More than max_failures in the interval: the oldest of the last
+         * max_failures + 1 failures is within it. */
+        uint64_t oldest = tm->fail_times[tm->fail_count % n];
+        ok = tm->fail_count < n || now - oldest > (uint64_t)r->interval_ms * MS;
+        delay = (uint64_t)r->delay_ms * MS;
+        break;
+    }
+    }
+    tm->restart_at = ok ? now + delay : UINT64_MAX;
+}
+
+/* Heartbeats stopped: fence tm's batches, queue their ranges again, and let
+ * the restart strategy decide its return. */
+static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
+                           uint64_t now)
+{
+    atomic_store_explicit(&tm->live, false, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&rt->tms_live, 1, memory_order_relaxed);
+    /* acq_rel: frozen workers that see the new epoch see `live` too. */
+    atomic_fetch_add_explicit(&tm->fail_epoch, 1, memory_order_acq_rel);
+    int kind = atomic_load_explicit(&tm->fault, memory_order_acquire);
+    uint64_t at = atomic_load_explicit(&tm->fault_at, memory_order_relaxed);
+    if (kind == FL_FAULT_NONE || at == 0) {
+        fl_stat_add(&rt->stats.suspected, 1);
+    } else {
+        struct fl_stats *st = &rt->stats;
+        uint64_t us = now > at ? (now - at) / 1000 : 0;
+        fl_stat_add(&st->detected[kind], 1);
+        atomic_store_explicit(&st->detection_us_last, us, memory_order_relaxed);
+        fl_stat_add(&st->detection_us_total, us);
+        if (us >
+            atomic_load_explicit(&st->detection_us_max, memory_order_relaxed))
+            atomic_store_explicit(&st->detection_us_max, us,
+                                  memory_order_relaxed);
+    }
+    struct fl_batch *b, *next;
+    CK_LIST_FOREACH_SAFE (b, &tm->scheduled, sched_link, next) {
+        /* A twin elsewhere still covers the range. */
+        if (b->twin == NULL)
+            redispatch(rt, b);
+        fence(rt, b);
+    }
+    schedule_restart(rt, tm, now);
+    fl_tm_wake(tm); /* frozen workers leave their (fenced) batches */
+}
+
+static void restart(struct fleet_runtime *rt, struct fl_tm *tm, uint64_t now)
+{
+    tm->restarts++;
+    tm->restart_at = UINT64_MAX;
+    tm->chaos_end = 0;
+    tm->live_since = now;
+    fl_stat_add(&rt->stats.restarts, 1);
+    atomic_store_explicit(&tm->restart_asap, false, memory_order_relaxed);
+    atomic_store_explicit(&tm->fault_at, 0, memory_order_relaxed);
+    atomic_store_explicit(&tm->heartbeat, now, memory_order_relaxed);
+    atomic_store_explicit(&tm->fault, FL_FAULT_NONE, memory_order_release);
+    atomic_store_explicit(&tm->live, true, memory_order_seq_cst);
+    atomic_fetch_add_explicit(&rt->tms_live, 1, memory_order_relaxed);
+    atomic_store_explicit(&rt->dead, false, memory_order_relaxed);
+    fl_tm_wake(tm);
+}
+
+/* No TaskManager is live and none will restart: whatever waits ends with
+ * -ECANCELED, and submits are refused until a manual recover. */
+static void cancel_all(struct fleet_runtime *rt)
+{
+    struct fl_dispatcher *d = &rt->disp;
+    atomic_store_explicit(&rt->dead, true, memory_order_seq_cst);
+    struct fl_pending *p;
+    while ((p = next_pending(d)) != NULL) {
+        struct fleet_job *job = p->job;
+        drop_cur(d);
+        complete_job(rt, job, -ECANCELED); /* may free job (and a root p) */
+    }
+    fl_event_signal(&d->pending.space);
+}
+
+/* Restarts those due; cancels everything if nothing will ever run it. */
+static void restarts_due(struct fleet_runtime *rt)
+{
+    if (atomic_load_explicit(&rt->tms_live, memory_order_relaxed) == rt->ntm)
+        return;
+    uint64_t now = fl_now_ns();
+    bool coming = false;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (atomic_load_explicit(&tm->live, memory_order_relaxed))
+            continue;
+        if (atomic_load_explicit(&tm->restart_asap, memory_order_relaxed) ||
+            tm->restart_at <= now)
+            restart(rt, tm, now);
+        else if (tm->restart_at != UINT64_MAX)
+            coming = true;
+    }
+    if (atomic_load_explicit(&rt->tms_live, memory_order_relaxed) == 0 &&
+        !coming)
+        cancel_all(rt);
+}
+
+/* Seeded random failures; and the end of those whose time is up. */
+static void chaos(struct fleet_runtime *rt, uint64_t now)
+{
+    const fleet_config_t *c = &rt->cfg;
+    struct fl_dispatcher *d = &rt->disp;
+    if (c->chaos_seed == 0)
+        return;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (tm->chaos_end == 0 || tm->chaos_end > now)
+            continue;
+        tm->chaos_end = 0;
+        int f = atomic_load_explicit(&tm->fault, memory_order_relaxed);
+        if (f == FLEET_FAIL_HANG || f == FLEET_FAIL_SLOW)
+            (void)fl_recover(rt, i);
+    }
+    double mean = (double)c->chaos_mtbf_us * 1000.0;
+    if (d->chaos_next == 0)
+        d->chaos_next =
+            now + (uint64_t)(-log(1 - rng_unit(&d->chaos_rng)) * mean);
+    unsigned weights =
+        c->chaos_weight[0] + c->chaos_weight[1] + c->chaos_weight[2];
+    /* At most a few per tick, however small the mean. */
+    for (unsigned n = 0; d->chaos_next <= now && n < 8; n++) {
+        d->chaos_next +=
+            1 + (uint64_t)(-log(1 - rng_unit(&d->chaos_rng)) * mean);
+        unsigned w = (unsigned)(rng_next(&d->chaos_rng) % weights);
+        fleet_fail_t how = w < c->chaos_weight[0] ? FLEET_FAIL_CRASH
+                           : w < c->chaos_weight[0] + c->chaos_weight[1]
+                               ? FLEET_FAIL_HANG
+                               : FLEET_FAIL_SLOW;
+        unsigned pick = (unsigned)(rng_next(&d->chaos_rng) % rt->ntm);
+        struct fl_tm *tm = &rt->tms[pick];
+        if (fl_inject(rt, pick, how) == 0 && how != FLEET_FAIL_CRASH)
+            tm->chaos_end = now + (uint64_t)c->chaos_fault_us * 1000u;
+    }
+    if (d->chaos_next <= now)
+        d->chaos_next = now + 1;
+}
+
+/* The median of the recent batch times, 0 while there are too few. */
+static uint64_t median_duration(const struct fl_dispatcher *d)
+{
+    size_t cap = sizeof(d->durations) / sizeof(d->durations[0]);
+    size_t n = d->ndurations < cap ? d->ndurations : cap;
+    if (n < 8)
+        return 0;
+    uint64_t v[sizeof(d->durations) / sizeof(d->durations[0])];
+    for (size_t i = 0; i < n; i++) {
+        /* insertion sort: at most 64 values, once a tick */
+        size_t j = i;
+        for (; j > 0 && v[j - 1] > d->durations[i]; j--)
+            v[j] = v[j - 1];
+        v[j] = d->durations[i];
+    }
+    return v[n / 2];
+}
+
+/* A live TaskManager other than `not` that could start a batch now. */
+static struct fl_tm *idle_tm(struct fleet_runtime *rt,
+                             const struct fl_tm * not )
+{
+    struct fl_tm *best = NULL;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (tm != not &&tm_rooms(tm) != 0 &&
+            (best == NULL || (fl_tm_awake(tm) && !fl_tm_awake(best))))
+            best = tm;
+    }
+    return best;
+}
+
+/* Second attempts for stragglers: batches fully claimed (a tail steal can
+ * no longer help) that ran longer than 1.5x the median and the floor, on a
+ * SLOW TaskManager. Only there: a long batch elsewhere is long work, and a
+ * second attempt would run parallel_for items twice with nothing failed. */
+static void speculate(struct fleet_runtime *rt, uint64_t now)
+{
+    if (!rt->cfg.speculation)
+        return;
+    uint64_t med = median_duration(&rt->disp);
+    if (med == 0)
+        return;
+    uint64_t limit = med + med / 2;
+    uint64_t floor = (uint64_t)rt->cfg.speculation_floor_us * 1000u;
+    if (limit < floor)
+        limit = floor;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (!atomic_load_explicit(&tm->live, memory_order_relaxed) ||
+            atomic_load_explicit(&tm->fault, memory_order_relaxed) !=
+                FLEET_FAIL_SLOW)
+            continue;
+        struct fl_batch *b;
+        CK_LIST_FOREACH (b, &tm->scheduled, sched_link) {
+            if (b->twin != NULL || b->speculative ||
+                now - b->t_dispatch <= limit || fl_batch_unclaimed(b) != 0)
+                continue;
+            struct fl_tm *to = idle_tm(rt, tm);
+            if (to == NULL)
+                return;
+            struct fl_batch *copy =
+                make_batch(to, b->job, b->begin, b->end, 2, b->attempt + 1);
+            if (copy == NULL)
+                return;
+            copy->speculative = true;
+            copy->twin = b;
+            b->twin = copy;
+            hand_to(to, copy);
+            fl_stat_add(&rt->stats.spec_launched, 1);
+        }
+    }
+}
+
+/* The dispatcher thread's tick: heartbeats, chaos, speculation. */
+static void monitor(struct fleet_runtime *rt)
+{
+    if (!rt->cfg.fault_tolerance)
+        return;
+    uint64_t now = fl_now_ns();
+    uint64_t timeout = (uint64_t)rt->cfg.heartbeat_timeout_us * 1000u;
+    struct fl_dispatcher *d = &rt->disp;
+    /* A monitor that got no CPU for half the timeout cannot tell a
+     * silent TaskManager from a starved one: it judges from now on. */
+    if (d->last_tick != 0 && now - d->last_tick > timeout / 2)
+        atomic_store_explicit(&d->resumed_at, now, memory_order_relaxed);
+    d->last_tick = now;
+    uint64_t since = atomic_load_explicit(&d->resumed_at, memory_order_relaxed);
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (!atomic_load_explicit(&tm->live, memory_order_relaxed))
+            continue;
+        uint64_t hb =
+            atomic_load_explicit(&tm->heartbeat, memory_order_acquire);
+        if (hb < since)
+            hb = since;
+        if (now > hb && now - hb > timeout)
+            declare_failed(rt, tm, now);
+    }
+    chaos(rt, now);
+    speculate(rt, now);
+}
+
+int fl_inject(struct fleet_runtime *rt, unsigned i, fleet_fail_t how)
+{
+    struct fl_tm *tm = &rt->tms[i];
+    if (!atomic_load_explicit(&tm->live, memory_order_acquire))
+        return -EALREADY;
+    int none = FL_FAULT_NONE;
+    if (!atomic_compare_exchange_strong_explicit(&tm->fault, &none, (int)how,
+                                                 memory_order_acq_rel,
+                                                 memory_order_relaxed))
+        return -EALREADY;
+    atomic_store_explicit(&tm->fault_at, fl_now_ns(), memory_order_relaxed);
+    fl_stat_add(&rt->stats.injected[how], 1);
+    return 0;
+}
+
+int fl_recover(struct fleet_runtime *rt, unsigned i)
+{
+    struct fl_tm *tm = &rt->tms[i];
+    int f = atomic_load_explicit(&tm->fault, memory_order_acquire);
+    if (!atomic_load_explicit(&tm->live, memory_order_acquire) ||
+        f == FLEET_FAIL_CRASH) {
+        /* Failed, or a crash awaiting detection: restarted as soon as the
+         * dispatcher may. */
+        atomic_store_explicit(&tm->restart_asap, true, memory_order_relaxed);
+        fl_dispatch(rt);
+        return 0;
+    }
+    if (f == FL_FAULT_NONE || !atomic_compare_exchange_strong_explicit(
+                                  &tm->fault, &f, FL_FAULT_NONE,
+                                  memory_order_acq_rel, memory_order_relaxed))
+        return -EALREADY;
+    atomic_store_explicit(&tm->fault_at, 0, memory_order_relaxed);
+    fl_tm_wake(tm); /* a HANG resumes where it stopped */
+    return 0;
+}
+
+void fl_dispatcher_drain(struct fleet_runtime *rt)
+{
+    struct fl_dispatcher *d = &rt->disp;
+    void *v;
+    while (fl_ring_dequeue(&d->completions, &v))
+        ; /* fenced attempts: freed below, through the graveyard */
+    struct fl_batch *b, *next;
+    CK_LIST_FOREACH_SAFE (b, &d->graveyard, sched_link, next) {
+        CK_LIST_REMOVE(b, sched_link);
+        if (fl_batch_release(b))
+            fl_batch_destroy(b);
+    }
+    while (d->cur != NULL || (d->cur = fl_pending_pop(&d->pending)) != NULL)
+        drop_cur(d);
+}
+
 /* --- the role ------------------------------------------------------------- */
 
 /* Wakes the registered sleepers if pending work waits that no pool has
@@ -334,7 +806,7 @@ static void wake_helpers(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     if (atomic_load_explicit(&d->sleepers, memory_order_relaxed) == 0 ||
-        (d->cur == NULL && !fl_pending_ring_nonempty(&d->pending)))
+        (d->cur == NULL && !fl_pending_nonempty(&d->pending)))
         return;
     atomic_store_explicit(&d->sleepers, 0, memory_order_relaxed);
     for (unsigned i = 0; i < rt->ntm; i++)
@@ -346,10 +818,13 @@ static void wake_helpers(struct fleet_runtime *rt)
 static void role_run(struct fleet_runtime *rt, bool tick)
 {
     struct fl_dispatcher *d = &rt->disp;
+    if (tick)
+        monitor(rt);
+    restarts_due(rt);
     for (;;) {
         bool moved = drain_completions(rt);
         moved |= hand_out(rt);
-        if (!moved && d->cur == NULL && !fl_pending_ring_nonempty(&d->pending))
+        if (!moved && d->cur == NULL && !fl_pending_nonempty(&d->pending))
             moved = balance(rt, tick);
         if (moved)
             continue;
@@ -442,12 +917,16 @@ static struct fl_batch *job_victim(struct fleet_job *job)
     return best;
 }
 
+/* The live TaskManager with the least load, or NULL. */
 static struct fl_tm *least_loaded(struct fleet_runtime *rt)
 {
-    struct fl_tm *best = &rt->tms[0];
-    for (unsigned i = 1; i < rt->ntm; i++)
-        if (rt->tms[i].load < best->load)
-            best = &rt->tms[i];
+    struct fl_tm *best = NULL;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (atomic_load_explicit(&tm->live, memory_order_relaxed) &&
+            (best == NULL || tm->load < best->load))
+            best = tm;
+    }
     return best;
 }
 
@@ -458,9 +937,7 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
                                    struct fl_worker *self, size_t *s, size_t *e)
 {
     struct fl_dispatcher *d = &rt->disp;
-    if (d->cur == NULL)
-        d->cur = fl_pending_pop(&d->pending);
-    struct fl_pending *p = d->cur;
+    struct fl_pending *p = next_pending(d);
     /* The job's own pending range first (its caller's share), then a live
      * batch of the job; a worker then takes any pending range, since it may
      * wait for a room that only this worker's own task would free. A caller
@@ -472,14 +949,21 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
         if (p == NULL || self == NULL)
             return NULL;
     }
+    /* Nobody had room for it: run a piece here, booked to a live
+     * TaskManager so its workers can join and its failure accounting
+     * covers it. */
+    struct fl_tm *tm =
+        self != NULL &&
+                atomic_load_explicit(&self->tm->live, memory_order_relaxed)
+            ? self->tm
+            : least_loaded(rt);
+    if (tm == NULL)
+        return NULL; /* none live: it waits for a restart, or is cancelled */
     p->job->caller_share = false;
-    /* Nobody had room for it: run a piece here, booked to a TaskManager so
-     * its workers can join and its failure accounting covers it. */
     unsigned rooms;
     (void)pick_tm(rt, wake_budget(rt, 0), &rooms);
     size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms + 1);
-    struct fl_tm *tm = self != NULL ? self->tm : least_loaded(rt);
-    struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 1);
+    struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 1, p->attempt);
     if (b == NULL)
         return NULL;
     advance_cur(d, end);
@@ -492,7 +976,9 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
 bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
              struct fl_worker *self)
 {
-    if (self != NULL && (fl_tm_take(self->tm) || fl_tm_join_running(self->tm)))
+    if (self != NULL && fl_tm_frozen(self->tm))
+        return false; /* a crashed or hung pool does no work */
+    if (self != NULL && (fl_tm_take(self) || fl_tm_join_running(self)))
         return true;
     struct fl_dispatcher *d = &rt->disp;
     unsigned gen;
@@ -507,7 +993,7 @@ bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
         fl_dispatch(rt);
     if (b == NULL)
         return false;
-    fl_visit(rt, b, s, e);
+    fl_visit(rt, self, b, s, e);
     return true;
 }
 
@@ -524,7 +1010,7 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
     *seen = fl_event_value(&self->tm->ev);
     bool idle =
-        d->cur == NULL && !fl_pending_ring_nonempty(&d->pending) &&
+        d->cur == NULL && !fl_pending_nonempty(&d->pending) &&
         (job == NULL || (!fl_job_is_done(job) && job_victim(job) == NULL)) &&
         !fl_tm_has_work(self->tm);
     if (!idle)
@@ -560,7 +1046,13 @@ static void *dispatcher_main(void *arg)
         if (atomic_load_explicit(&rt->jobs_live, memory_order_relaxed) == 0 &&
             !fl_stopping(rt))
             fl_event_wait(&d->wake, seen, 0);
-        atomic_store_explicit(&d->parked, false, memory_order_relaxed);
+        /* Heartbeat threads slept with us: judge none by older beats, and
+         * wake them even if no submit did (a heartbeat thread that saw us
+         * parked sleeps until this event moves). */
+        atomic_store_explicit(&d->resumed_at, fl_now_ns(),
+                              memory_order_relaxed);
+        atomic_store_explicit(&d->parked, false, memory_order_release);
+        fl_event_signal(&d->wake);
         idle_ticks = 0;
     }
     return NULL;

@@ -18,7 +18,12 @@
  * The dispatcher thread ticks every heartbeat interval while the runtime
  * is in use, and parks without a timeout once it has seen no live job for
  * FL_DISPATCHER_LINGER ticks; only then must a submitter wake it (a
- * futex wake per job would cost more than a small job itself).
+ * futex wake per job would cost more than a small job itself). Its tick is
+ * the monitor: a live TaskManager whose heartbeat is older than the
+ * timeout is declared failed — its SCHEDULED batches are fenced and their
+ * ranges queued again — and the restart strategy schedules its return; the
+ * tick also restarts, injects chaos, launches speculative attempts and,
+ * when no TaskManager is live and none will restart, cancels what waits.
  */
 #ifndef FLEET_DISPATCHER_H
 #define FLEET_DISPATCHER_H
@@ -29,6 +34,7 @@
 #include <stdbool.h>
 
 #include "batch.h"
+#include "fleet.h"
 #include "pending.h"
 #include "ring.h"
 #include "wait.h"
@@ -56,8 +62,16 @@ struct fl_dispatcher {
      * sleep on their pool's event. Registered and cleared under the role;
      * read outside it only as a hint to re-run the role. */
     _Atomic unsigned sleepers;
+    /* The thread's last return from parking, ns: heartbeats older than
+     * this are not held against a TaskManager. */
+    _Atomic uint64_t resumed_at;
     /* Dispatcher role only. */
-    struct fl_pending *cur; /* the range being split (a job's root) */
+    struct fl_pending *cur;         /* the range being split */
+    struct fl_batch_list graveyard; /* fenced attempts not yet dropped */
+    uint64_t durations[64];         /* recent batch times, ns */
+    unsigned ndurations;
+    uint64_t chaos_rng, chaos_next; /* chaos: generator, next failure */
+    uint64_t last_tick;             /* the monitor's previous tick, ns */
 };
 
 /* Idle ticks before the dispatcher thread parks. */
@@ -74,6 +88,19 @@ void fl_dispatcher_fini(struct fl_dispatcher *d);
 /* Wakes the dispatcher thread if it is parked; after a job became live.
  * Any thread. */
 void fl_dispatcher_kick(struct fleet_runtime *rt);
+
+/* Simulates `how` on tm (fleet_tm_fail, chaos). Returns 0 or -EALREADY.
+ * Any thread. */
+int fl_inject(struct fleet_runtime *rt, unsigned tm, fleet_fail_t how);
+
+/* Ends tm's simulated fault, or restarts it at once if it was declared
+ * failed or crashed (fleet_tm_recover). Returns 0 or -EALREADY. Any
+ * thread. */
+int fl_recover(struct fleet_runtime *rt, unsigned tm);
+
+/* Frees what fenced attempts and completions are left; after every thread
+ * of the runtime has been joined. */
+void fl_dispatcher_drain(struct fleet_runtime *rt);
 
 /* Announces a change (a push, a post, an idle worker) and runs the
  * dispatcher role unless someone holds it, in which case the holder runs

@@ -83,8 +83,9 @@ void fl_job_settle(struct fleet_job *job)
     free_acc(job);
 }
 
-void fl_job_finish(struct fleet_job *job)
+void fl_job_finish(struct fleet_job *job, int status)
 {
+    job->status = status;
     /* release: publishes the accumulator and all committed work. */
     atomic_store_explicit(&job->done, true, memory_order_release);
     fl_event_signal(&job->done_ev);

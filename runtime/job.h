@@ -3,7 +3,9 @@
  * and how its completion is reported.
  *
  * A job has two references: the caller's handle and the runtime's, dropped
- * when its last batch is committed. fleet_submit allocates jobs; the
+ * when the job settles: all its items committed (or the job cancelled) and
+ * every fenced attempt of it dropped, so that no thread runs its function
+ * any more. fleet_submit allocates jobs; the
  * blocking calls keep theirs on the caller's stack and return only once the
  * runtime has dropped its reference (fl_job_settle). `committed` and the
  * live-batch list belong to the dispatcher role; `done` is published with
@@ -38,7 +40,8 @@ struct fleet_job {
     size_t begin, end;
     size_t grain;
 
-    _Atomic bool done;
+    _Atomic bool done; /* settled; `status` is final */
+    int status;        /* 0 or -ECANCELED */
     struct fl_event done_ev;
     _Atomic unsigned refs;
     _Atomic unsigned tm_waiters; /* workers asleep on their pool's event */
@@ -46,6 +49,8 @@ struct fleet_job {
 
     /* Dispatcher role only. */
     bool caller_share;         /* its first split keeps a part for the caller */
+    bool complete;             /* all committed, or given up */
+    unsigned fenced_live;      /* fenced attempts not yet dropped */
     size_t committed;          /* items whose batch was committed */
     struct fl_batch_list live; /* batches handed out, not yet committed */
 
@@ -75,8 +80,9 @@ void fl_job_settle(struct fleet_job *job);
 /* Drops a reference; frees the job at zero. Any thread. */
 void fl_job_unref(struct fleet_job *job);
 
-/* Marks the job done and wakes its waiters. Dispatcher role, once. */
-void fl_job_finish(struct fleet_job *job);
+/* Marks the job settled with `status` and wakes its waiters. Dispatcher
+ * role, once. */
+void fl_job_finish(struct fleet_job *job, int status);
 
 static inline bool fl_job_is_done(const struct fleet_job *job)
 {

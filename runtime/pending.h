@@ -3,7 +3,9 @@
  *
  * Any thread submits into a bounded MPMC ring (back-pressure: a full ring
  * refuses and the submitter waits on `space`); the dispatcher role takes
- * from it.
+ * from it. Ranges the dispatcher queues itself — the work of a failed
+ * attempt, redispatched — go to a private backlog it serves first, since
+ * the role must never wait on its own ring.
  *
  * It does not split, schedule or free what it carries.
  */
@@ -18,15 +20,20 @@
 
 struct fleet_job;
 
-/* A range of a job waiting to be handed out. */
+/* A range of a job waiting to be handed out: a job's own root, or the
+ * range of a failed attempt (heap-allocated, in the backlog). */
 struct fl_pending {
     struct fleet_job *job;
     size_t begin, end;
+    unsigned attempt;        /* of the batches made from it */
+    struct fl_pending *next; /* backlog link */
 };
 
 struct fl_pending_queue {
     struct fl_ring ring;
     struct fl_event space; /* signalled whenever the ring gives up an entry */
+    /* Dispatcher role only. */
+    struct fl_pending *backlog, *backlog_tail;
 };
 
 /* Returns 0, -EINVAL or -ENOMEM. Not thread-safe. */
@@ -36,8 +43,14 @@ void fl_pending_fini(struct fl_pending_queue *q);
 /* Any thread. False when the ring is full. */
 bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p);
 
-/* Dispatcher role only: the next range, or NULL. */
+/* Dispatcher role only: queues p behind the backlog. */
+void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p);
+
+/* Dispatcher role only: the next range, backlog first, or NULL. */
 struct fl_pending *fl_pending_pop(struct fl_pending_queue *q);
+
+/* Dispatcher role only: whether anything waits, backlog included. */
+bool fl_pending_nonempty(const struct fl_pending_queue *q);
 
 /* Whether the ring holds anything (a snapshot). Any thread. */
 bool fl_pending_ring_nonempty(const struct fl_pending_queue *q);

@@ -29,6 +29,25 @@ void fleet_config_init(fleet_config_t *cfg)
     cfg->heartbeat_interval_us = 2000;
     cfg->heartbeat_timeout_us = 20000;
     cfg->spin_us = 50;
+    cfg->fault_tolerance = true;
+    cfg->restart.kind = FLEET_RESTART_FIXED_DELAY;
+    cfg->restart.attempts = 0;
+    cfg->restart.delay_ms = 10;
+    cfg->restart.initial_ms = 10;
+    cfg->restart.max_ms = 1000;
+    cfg->restart.multiplier = 2.0;
+    cfg->restart.jitter = 0.1;
+    cfg->restart.max_failures = 3;
+    cfg->restart.interval_ms = 1000;
+    cfg->slow_factor = 4;
+    cfg->speculation = true;
+    cfg->speculation_floor_us = 20000;
+    cfg->chaos_seed = 0;
+    cfg->chaos_mtbf_us = 5000;
+    cfg->chaos_weight[FLEET_FAIL_CRASH] = 1;
+    cfg->chaos_weight[FLEET_FAIL_HANG] = 1;
+    cfg->chaos_weight[FLEET_FAIL_SLOW] = 1;
+    cfg->chaos_fault_us = 5000;
 }
 
 static unsigned cpu_count(void)
@@ -54,6 +73,38 @@ static int config_check(const fleet_config_t *c)
         return -EINVAL;
     if (c->spin_us > FL_MAX_SPIN_US)
         return -EINVAL;
+    const fleet_restart_t *r = &c->restart;
+    switch (r->kind) {
+    case FLEET_RESTART_NONE:
+    case FLEET_RESTART_FIXED_DELAY:
+        break;
+    case FLEET_RESTART_EXPONENTIAL_DELAY:
+        /* !(x >= 1) also refuses NaN. */
+        if (r->initial_ms == 0 || r->max_ms < r->initial_ms ||
+            !(r->multiplier >= 1.0) || r->multiplier > 1e6 ||
+            !(r->jitter >= 0.0 && r->jitter <= 1.0))
+            return -EINVAL;
+        break;
+    case FLEET_RESTART_FAILURE_RATE:
+        if (r->max_failures == 0 || r->max_failures > 1000000 ||
+            r->interval_ms == 0)
+            return -EINVAL;
+        break;
+    default:
+        return -EINVAL;
+    }
+    if (c->slow_factor < 2 || c->slow_factor > 1000)
+        return -EINVAL;
+    if (c->chaos_seed != 0 &&
+        (!c->fault_tolerance || c->chaos_mtbf_us == 0 ||
+         c->chaos_fault_us == 0 ||
+         (uint64_t)c->chaos_weight[0] + c->chaos_weight[1] +
+                 c->chaos_weight[2] ==
+             0 ||
+         (uint64_t)c->chaos_weight[0] + c->chaos_weight[1] +
+                 c->chaos_weight[2] >
+             UINT32_MAX))
+        return -EINVAL;
     return 0;
 }
 
@@ -68,6 +119,8 @@ static void teardown(struct fleet_runtime *rt, unsigned tms_made,
     fl_dispatcher_join(rt);
     for (unsigned i = 0; i < tms_made; i++)
         fl_tm_join(&rt->tms[i]);
+    if (disp_made)
+        fl_dispatcher_drain(rt);
     for (unsigned i = 0; i < tms_made; i++)
         fl_tm_fini(&rt->tms[i]);
     if (disp_made)
@@ -109,6 +162,9 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
     rt->spin_ns = (uint64_t)c.spin_us * 1000u;
     atomic_init(&rt->jobs_live, 0);
     atomic_init(&rt->awake, 0);
+    atomic_init(&rt->dead, false);
+    atomic_init(&rt->tms_live, c.task_managers);
+    memset(&rt->stats, 0, sizeof(rt->stats));
     atomic_init(&rt->closing, false);
     atomic_init(&rt->stop, false);
     fl_event_init(&rt->idle);
@@ -141,6 +197,8 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
         err = fl_dispatcher_init(&rt->disp, c.ring_size, (unsigned)cap);
         disp_made = err == 0;
     }
+    if (err == 0)
+        rt->disp.chaos_rng = c.chaos_seed;
     if (err == 0)
         err = fl_dispatcher_start(rt);
     for (unsigned i = 0; err == 0 && i < rt->ntm; i++)
@@ -207,7 +265,7 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
     if (job == NULL)
         return -ENOMEM;
     if (n == 0) {
-        fl_job_finish(job);
+        fl_job_finish(job, 0);
         fl_job_unref(job); /* the runtime's reference */
         *out = job;
         return 0;
@@ -265,12 +323,17 @@ static void wait_loop(struct fleet_runtime *rt, struct fleet_job *job,
         if (self != NULL) {
             /* A worker sleeps where its pool's work would wake it, after
              * registering under the dispatcher role (fl_park_prepare); the
-             * job's end wakes every pool while tm_waiters is set. */
+             * job's end wakes every pool while tm_waiters is set. A frozen
+             * (crashed or hung) worker only waits. */
             atomic_fetch_add_explicit(&job->tm_waiters, 1,
                                       memory_order_seq_cst);
-            uint32_t seen;
-            if (fl_park_prepare(rt, self, job, &seen))
+            uint32_t seen = fl_event_value(&self->tm->ev);
+            if (fl_tm_frozen(self->tm)) {
+                if (!fl_job_is_done(job) && !fl_stopping(rt))
+                    fl_tm_park(self->tm, seen);
+            } else if (fl_park_prepare(rt, self, job, &seen)) {
                 fl_tm_park(self->tm, seen);
+            }
             atomic_fetch_sub_explicit(&job->tm_waiters, 1,
                                       memory_order_relaxed);
         } else {
@@ -298,12 +361,12 @@ int fleet_job_wait(fleet_job_t *job)
     if (job == NULL)
         return -EINVAL;
     if (fl_job_is_done(job))
-        return 0;
+        return job->status;
     struct fleet_runtime *rt = job->rt;
     struct fl_worker *self = fl_self(rt);
     if (self != NULL) {
         wait_loop(rt, job, self); /* a worker is counted awake already */
-        return 0;
+        return job->status;
     }
     /* An outside thread counts as awake once, however deep it waits (it
      * may wait again inside a task it helps with). */
@@ -315,7 +378,7 @@ int fleet_job_wait(fleet_job_t *job)
     pthread_setspecific(rt->depth, (void *)depth);
     if (depth == 0)
         fl_awake_add(rt, -1);
-    return 0;
+    return job->status;
 }
 
 void fleet_job_release(fleet_job_t *job)
@@ -361,14 +424,44 @@ int fleet_tm_fail(fleet_runtime_t *rt, unsigned tm, fleet_fail_t how)
     if (how != FLEET_FAIL_CRASH && how != FLEET_FAIL_HANG &&
         how != FLEET_FAIL_SLOW)
         return -EINVAL;
-    return -ENOTSUP;
+    if (!rt->cfg.fault_tolerance)
+        return -ENOTSUP;
+    return fl_inject(rt, tm, how);
 }
 
 int fleet_tm_recover(fleet_runtime_t *rt, unsigned tm)
 {
     if (rt == NULL || tm >= rt->ntm)
         return -EINVAL;
-    return -ENOTSUP;
+    if (!rt->cfg.fault_tolerance)
+        return -ENOTSUP;
+    return fl_recover(rt, tm);
+}
+
+int fleet_failure_stats(const fleet_runtime_t *rt, fleet_failure_stats_t *out)
+{
+    if (rt == NULL || out == NULL)
+        return -EINVAL;
+    const struct fl_stats *st = &rt->stats;
+#define GET(x) atomic_load_explicit(&(x), memory_order_relaxed)
+    memset(out, 0, sizeof(*out));
+    for (int k = 0; k < 3; k++) {
+        out->injected[k] = GET(st->injected[k]);
+        out->detected[k] = GET(st->detected[k]);
+    }
+    out->suspected = GET(st->suspected);
+    out->detection_us_last = GET(st->detection_us_last);
+    out->detection_us_max = GET(st->detection_us_max);
+    out->detection_us_total = GET(st->detection_us_total);
+    out->batches_redispatched = GET(st->redispatched);
+    out->attempts_fenced = GET(st->fenced);
+    out->speculative_launched = GET(st->spec_launched);
+    out->speculative_won = GET(st->spec_won);
+    out->restarts = GET(st->restarts);
+    out->jobs_cancelled = GET(st->cancelled);
+    out->task_managers_live = GET(rt->tms_live);
+#undef GET
+    return 0;
 }
 
 const char *fleet_strerror(int err)

@@ -17,6 +17,20 @@
 #include "taskmanager.h"
 #include "wait.h"
 
+/* Failure counters (fleet_failure_stats); written by the dispatcher role or
+ * fleet_tm_fail, read by anyone. */
+struct fl_stats {
+    _Atomic uint64_t injected[3], detected[3], suspected;
+    _Atomic uint64_t detection_us_last, detection_us_max, detection_us_total;
+    _Atomic uint64_t redispatched, fenced, spec_launched, spec_won;
+    _Atomic uint64_t restarts, cancelled;
+};
+
+static inline void fl_stat_add(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
+
 struct fleet_runtime {
     fleet_config_t cfg;
     unsigned ntm;
@@ -39,7 +53,10 @@ struct fleet_runtime {
     alignas(64) _Atomic size_t jobs_live; /* submitted, not yet complete */
     struct fl_event idle;                 /* signalled when that hits 0 */
     _Atomic bool closing;                 /* destroy began: refuse submits */
-    _Atomic bool stop;                    /* threads exit */
+    _Atomic bool dead; /* no TaskManager live, none to restart */
+    _Atomic unsigned tms_live;
+    struct fl_stats stats;
+    _Atomic bool stop; /* threads exit */
 };
 
 /* The calling thread's worker if it is one of rt's, else NULL. */

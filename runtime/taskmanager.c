@@ -15,6 +15,7 @@
 #define FL_STACK_PARTIAL 256
 
 static void *worker_main(void *arg);
+static void *heartbeat_main(void *arg);
 
 int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
                unsigned nworkers, unsigned ring_capacity)
@@ -28,6 +29,14 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
     atomic_init(&tm->idle, 0);
     atomic_init(&tm->spinning, 0);
     atomic_init(&tm->parked, 0);
+    atomic_init(&tm->fault, FL_FAULT_NONE);
+    atomic_init(&tm->live, true);
+    atomic_init(&tm->fail_epoch, 0);
+    atomic_init(&tm->heartbeat, fl_now_ns());
+    atomic_init(&tm->fault_at, 0);
+    atomic_init(&tm->restart_asap, false);
+    tm->restart_at = UINT64_MAX;
+    tm->live_since = fl_now_ns();
     pthread_mutex_init(&tm->lock, NULL);
     int err = fl_arena_create(&tm->arena);
     if (err == 0)
@@ -35,6 +44,13 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
     if (err == 0) {
         tm->workers = fl_calloc(tm->arena, nworkers, sizeof(*tm->workers));
         if (tm->workers == NULL)
+            err = -ENOMEM;
+    }
+    const fleet_restart_t *rs = &rt->cfg.restart;
+    if (err == 0 && rs->kind == FLEET_RESTART_FAILURE_RATE) {
+        tm->fail_times =
+            fl_calloc(tm->arena, rs->max_failures + 1, sizeof(*tm->fail_times));
+        if (tm->fail_times == NULL)
             err = -ENOMEM;
     }
     if (err != 0) {
@@ -51,6 +67,12 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
 
 int fl_tm_start(struct fl_tm *tm)
 {
+    if (tm->rt->cfg.fault_tolerance) {
+        int err = pthread_create(&tm->hb_thread, NULL, heartbeat_main, tm);
+        if (err != 0)
+            return -err;
+        tm->hb_started = true;
+    }
     for (unsigned i = 0; i < tm->nworkers; i++) {
         struct fl_worker *w = &tm->workers[i];
         int err = pthread_create(&w->thread, NULL, worker_main, w);
@@ -63,6 +85,9 @@ int fl_tm_start(struct fl_tm *tm)
 
 void fl_tm_join(struct fl_tm *tm)
 {
+    if (tm->hb_started)
+        pthread_join(tm->hb_thread, NULL);
+    tm->hb_started = false;
     for (unsigned i = 0; tm->workers != NULL && i < tm->nworkers; i++) {
         struct fl_worker *w = &tm->workers[i];
         if (w->started)
@@ -89,6 +114,8 @@ void fl_tm_fini(struct fl_tm *tm)
     tm->pooled = 0;
     fl_free(tm->arena, tm->workers);
     tm->workers = NULL;
+    fl_free(tm->arena, tm->fail_times);
+    tm->fail_times = NULL;
     pthread_mutex_destroy(&tm->lock);
     fl_arena_destroy(tm->arena);
     tm->arena = FL_ARENA_DEFAULT;
@@ -144,8 +171,9 @@ void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b)
     pthread_mutex_unlock(&tm->lock);
 }
 
-bool fl_tm_join_running(struct fl_tm *tm)
+bool fl_tm_join_running(struct fl_worker *self)
 {
+    struct fl_tm *tm = self->tm;
     size_t s = 0, e = 0;
     struct fl_batch *got = NULL;
     pthread_mutex_lock(&tm->lock);
@@ -172,12 +200,13 @@ bool fl_tm_join_running(struct fl_tm *tm)
     pthread_mutex_unlock(&tm->lock);
     if (got == NULL)
         return false;
-    fl_visit(tm->rt, got, s, e);
+    fl_visit(tm->rt, self, got, s, e);
     return true;
 }
 
-bool fl_tm_take(struct fl_tm *tm)
+bool fl_tm_take(struct fl_worker *self)
 {
+    struct fl_tm *tm = self->tm;
     void *v;
     if (!fl_ring_dequeue(&tm->ring, &v))
         return false;
@@ -199,21 +228,89 @@ bool fl_tm_take(struct fl_tm *tm)
             fl_batch_has_unclaimed(b))
             fl_tm_wake(tm);
     }
-    fl_visit(tm->rt, b, s, e);
+    fl_visit(tm->rt, self, b, s, e);
     return true;
 }
 
-/* The next chunk of b for a thread whose last chunk [s, e) ended at `now`
- * and began at *t (updated): see FL_FAST_CHUNK_NS. */
-static bool next_chunk(struct fl_batch *b, uint64_t *t, size_t *s, size_t *e)
+/* A worker between chunks is alive: it refreshes its pool's heartbeat,
+ * writing the shared line only when the beat is getting old. */
+static void beat(struct fl_tm *tm)
 {
     uint64_t now = fl_now_ns();
+    uint64_t half = (uint64_t)tm->rt->cfg.heartbeat_interval_us * 500u;
+    if (now - atomic_load_explicit(&tm->heartbeat, memory_order_relaxed) > half)
+        atomic_store_explicit(&tm->heartbeat, now, memory_order_release);
+}
+
+/* Sleeps until the pool is no longer frozen, it is declared failed after
+ * `epoch`, or the runtime stops. Returns true when the worker may go on. */
+static bool freeze(struct fl_tm *tm, unsigned epoch)
+{
+    struct fleet_runtime *rt = tm->rt;
+    for (;;) {
+        uint32_t seen = fl_event_value(&tm->ev);
+        if (fl_stopping(rt))
+            return false;
+        if (!fl_tm_frozen(tm))
+            return true;
+        if (atomic_load_explicit(&tm->fail_epoch, memory_order_acquire) !=
+            epoch)
+            return false;
+        fl_tm_park(tm, seen);
+    }
+}
+
+void fl_tm_freeze_idle(struct fl_worker *self)
+{
+    struct fl_tm *tm = self->tm;
+    while (fl_tm_frozen(tm) && !fl_stopping(tm->rt))
+        (void)freeze(
+            tm,
+            atomic_load_explicit(&tm->fail_epoch, memory_order_acquire) - 1u);
+}
+
+/*
+ * A worker's check point between two chunks of b, the last one having
+ * taken chunk_ns: applies its pool's simulated fault. Returns false when
+ * the worker must leave b: its pool was declared failed while it was
+ * frozen (b is fenced by then), or the runtime stops.
+ */
+static bool checkpoint(struct fl_worker *self, struct fl_batch *b,
+                       uint64_t chunk_ns)
+{
+    struct fl_tm *tm = self->tm;
+    int f = atomic_load_explicit(&tm->fault, memory_order_relaxed);
+    if (f == FL_FAULT_NONE) {
+        beat(tm);
+        return true;
+    }
+    if (f == FLEET_FAIL_SLOW) {
+        if (!atomic_load_explicit(&b->fenced, memory_order_relaxed))
+            fl_sleep_ns(chunk_ns * (tm->rt->cfg.slow_factor - 1));
+        return true;
+    }
+    unsigned epoch =
+        atomic_load_explicit(&tm->fail_epoch, memory_order_acquire);
+    if (!atomic_load_explicit(&tm->live, memory_order_acquire))
+        return false;
+    return freeze(tm, epoch);
+}
+
+/* The next chunk of b for a thread whose last chunk [s, e) began at *t
+ * (updated): see FL_FAST_CHUNK_NS. Workers pass their check point first. */
+static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
+                       size_t *s, size_t *e)
+{
+    uint64_t now = fl_now_ns();
+    if (self != NULL && !checkpoint(self, b, now - *t))
+        return false;
     size_t want = now - *t < FL_FAST_CHUNK_NS ? 2 * (*e - *s) : 0;
-    *t = now;
+    *t = fl_now_ns();
     return fl_batch_claim(b, want, s, e);
 }
 
-void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
+void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
+              struct fl_batch *b, size_t s, size_t e)
 {
     struct fleet_job *job = b->job;
     size_t ran = 0;
@@ -223,7 +320,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
         do {
             job->fn(job->ctx, s, e);
             ran += e - s;
-        } while (next_chunk(b, &t, &s, &e));
+        } while (next_chunk(self, b, &t, &s, &e));
     } else {
         alignas(64) unsigned char stack[FL_STACK_PARTIAL];
         void *local = stack;
@@ -235,7 +332,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
                 do {
                     job->red.fold(job->ctx, s, e, b->partial);
                     ran += e - s;
-                } while (next_chunk(b, &t, &s, &e));
+                } while (next_chunk(self, b, &t, &s, &e));
                 pthread_mutex_unlock(&b->partial_lock);
                 goto leave;
             }
@@ -244,7 +341,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e)
         do {
             job->red.fold(job->ctx, s, e, local);
             ran += e - s;
-        } while (next_chunk(b, &t, &s, &e));
+        } while (next_chunk(self, b, &t, &s, &e));
         pthread_mutex_lock(&b->partial_lock);
         job->red.combine(job->ctx, b->partial, local);
         pthread_mutex_unlock(&b->partial_lock);
@@ -282,7 +379,11 @@ static void *worker_main(void *arg)
     pthread_setspecific(rt->self, w);
     fl_awake_add(rt, 1);
     while (!fl_stopping(rt)) {
-        if (fl_tm_take(tm) || fl_tm_join_running(tm))
+        if (fl_tm_frozen(tm)) {
+            fl_tm_freeze_idle(w);
+            continue;
+        }
+        if (fl_tm_take(w) || fl_tm_join_running(w))
             continue;
         /* seq_cst: see role_run(). Room opens when a worker goes idle, so
          * work left pending for want of room is handed out now. */
@@ -296,7 +397,8 @@ static void *worker_main(void *arg)
             struct fl_spin spin;
             fl_spin_init(&spin, rt->spin_ns);
             while (!found && fl_spin_step(&spin)) {
-                found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt);
+                found = fl_ring_size(&tm->ring) != 0 || fl_stopping(rt) ||
+                        fl_tm_frozen(tm);
                 if (!found && (spin.steps & 7) == 0) {
                     found = fl_tm_has_work(tm);
                     /* One spinner too many since we started: yield. */
@@ -308,11 +410,33 @@ static void *worker_main(void *arg)
         }
         if (!found) {
             uint32_t seen = fl_event_value(&tm->ev);
-            if (!fl_stopping(rt) && !fl_tm_has_work(tm))
+            if (!fl_stopping(rt) && !fl_tm_frozen(tm) && !fl_tm_has_work(tm))
                 fl_tm_park(tm, seen);
         }
         atomic_fetch_sub_explicit(&tm->idle, 1, memory_order_relaxed);
     }
     fl_awake_add(rt, -1);
+    return NULL;
+}
+
+/* One per pool: stores the time while the pool is not frozen, every
+ * heartbeat interval while the dispatcher thread ticks, and sleeps with it
+ * when it parks. */
+static void *heartbeat_main(void *arg)
+{
+    struct fl_tm *tm = arg;
+    struct fleet_runtime *rt = tm->rt;
+    struct fl_dispatcher *d = &rt->disp;
+    uint64_t tick = (uint64_t)rt->cfg.heartbeat_interval_us * 1000u;
+    while (!fl_stopping(rt)) {
+        uint32_t seen = fl_event_value(&d->wake);
+        if (!fl_tm_frozen(tm))
+            atomic_store_explicit(&tm->heartbeat, fl_now_ns(),
+                                  memory_order_release);
+        if (fl_stopping(rt))
+            break;
+        bool parked = atomic_load_explicit(&d->parked, memory_order_acquire);
+        fl_event_wait(&d->wake, seen, parked ? 0 : tick);
+    }
     return NULL;
 }

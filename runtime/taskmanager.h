@@ -9,6 +9,14 @@
  * bounded spin they sleep on the pool's event, which the dispatcher signals
  * when it hands the pool work.
  *
+ * Failures are simulated per pool: `fault` says what its threads obey from
+ * their next check point — between two chunks, or in the idle loop, never
+ * inside a ring call or a task body. SLOW sleeps (slow_factor - 1) times the
+ * chunk's time after each chunk; CRASH and HANG freeze the worker until the
+ * fault ends or the pool is declared failed, in which case it leaves its
+ * batch (fenced by then). Liveness is reported by one heartbeat thread per
+ * pool, which stops while the pool is frozen.
+ *
  * It does not decide who gets what (the dispatcher does) and does not commit.
  */
 #ifndef FLEET_TASKMANAGER_H
@@ -19,7 +27,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+#include "fleet.h"
 #include "batch.h"
 #include "ring.h"
 #include "wait.h"
@@ -54,24 +64,53 @@ struct fl_tm {
     alignas(64) pthread_mutex_t lock;
     struct fl_batch_list running; /* taken from the ring, not yet posted */
 
+    /* Fault tolerance. */
+    alignas(64) _Atomic int fault; /* FL_FAULT_NONE or a fleet_fail_t */
+    _Atomic bool live;             /* not declared failed */
+    _Atomic unsigned fail_epoch;   /* +1 each time it is declared failed */
+    _Atomic uint64_t heartbeat;    /* ns, by its heartbeat thread */
+    _Atomic uint64_t fault_at;     /* ns, when the fault was injected */
+    _Atomic bool restart_asap;     /* fleet_tm_recover: restart at once */
+    pthread_t hb_thread;
+    bool hb_started;
+
     /* Dispatcher role only. */
     alignas(64) size_t load;        /* items in SCHEDULED batches */
     struct fl_batch_list scheduled; /* the SCHEDULED list */
     struct fl_batch *pool;          /* committed batches for reuse */
     unsigned pooled;
+    uint64_t restart_at;  /* when to rejoin; UINT64_MAX: not scheduled */
+    unsigned restarts;    /* done so far */
+    unsigned backoff;     /* exponential-delay: the next delay's exponent */
+    uint64_t live_since;  /* ns, last (re)start */
+    uint64_t *fail_times; /* failure-rate: the last failures, a ring */
+    unsigned fail_count;  /* failures recorded in fail_times */
+    uint64_t chaos_end;   /* ns, when a chaos HANG or SLOW ends; 0: none */
 };
+
+/* `fault` when nothing is simulated. */
+#define FL_FAULT_NONE (-1)
 
 /* Committed batches a TaskManager keeps for reuse, and the partial size
  * they are allocated with at least. */
 #define FL_BATCH_POOL 64
 #define FL_BATCH_PARTIAL 64
 
+/* Whether the pool's threads are frozen by a CRASH or HANG. */
+static inline bool fl_tm_frozen(struct fl_tm *tm)
+{
+    int f = atomic_load_explicit(&tm->fault, memory_order_acquire);
+    return f == FLEET_FAIL_CRASH || f == FLEET_FAIL_HANG;
+}
+
 /* Returns 0, -ENOMEM or -EINVAL. Starts no thread. */
 int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
                unsigned nworkers, unsigned ring_capacity);
-/* Starts the workers. Returns 0 or -errno (those started keep running). */
+/* Starts the workers, and the heartbeat thread when fault tolerance is on.
+ * Returns 0 or -errno (those started keep running). */
 int fl_tm_start(struct fl_tm *tm);
-/* Joins the workers; the runtime's stop flag must be set. */
+/* Joins its threads; the runtime's stop flag must be set and its events
+ * signalled. */
 void fl_tm_join(struct fl_tm *tm);
 /* Frees what init made, batches left in the ring included. */
 void fl_tm_fini(struct fl_tm *tm);
@@ -90,13 +129,13 @@ static inline bool fl_tm_awake(struct fl_tm *tm)
  * and not awake. A worker of the pool. */
 void fl_tm_park(struct fl_tm *tm, uint32_t seen);
 
-/* Takes one batch from the ring and runs what it can of it. False when the
- * ring is empty. Any thread of the runtime. */
-bool fl_tm_take(struct fl_tm *tm);
+/* Takes one batch from its pool's ring and runs what it can of it. False
+ * when the ring is empty. A worker of the pool. */
+bool fl_tm_take(struct fl_worker *self);
 
-/* Joins the running batch with the most unclaimed items and runs chunks of
- * it. False when none has any. Any thread of the runtime. */
-bool fl_tm_join_running(struct fl_tm *tm);
+/* Joins the running batch of its pool with the most unclaimed items and
+ * runs chunks of it. False when none has any. A worker of the pool. */
+bool fl_tm_join_running(struct fl_worker *self);
 
 /* Whether the pool has a batch in its ring or an unclaimed chunk on its
  * running list. Any thread. */
@@ -113,8 +152,14 @@ void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b);
 /*
  * Runs chunk [s, e) of b (already claimed by the caller), then every chunk
  * it can still claim, folds or runs them, leaves, and posts b if it was the
- * last. Any thread of the runtime.
+ * last. `self` is the calling worker (its pool's fault applies between
+ * chunks) or NULL. Any thread of the runtime.
  */
-void fl_visit(struct fleet_runtime *rt, struct fl_batch *b, size_t s, size_t e);
+void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
+              struct fl_batch *b, size_t s, size_t e);
+
+/* For a worker whose pool is frozen and that holds no batch: sleeps until
+ * the fault ends or the runtime stops. */
+void fl_tm_freeze_idle(struct fl_worker *self);
 
 #endif /* FLEET_TASKMANAGER_H */

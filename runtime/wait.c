@@ -85,6 +85,15 @@ uint64_t fl_now_ns(void)
     return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+void fl_sleep_ns(uint64_t ns)
+{
+    if (ns == 0)
+        return;
+    struct timespec t = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
+    while (nanosleep(&t, &t) != 0 && errno == EINTR)
+        ;
+}
+
 void fl_spin_init(struct fl_spin *s, uint64_t budget_ns)
 {
     s->deadline = budget_ns == 0 ? 0 : fl_now_ns() + budget_ns;

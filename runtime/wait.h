@@ -37,6 +37,9 @@ int fl_event_wait(struct fl_event *e, uint32_t seen, uint64_t timeout_ns);
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t fl_now_ns(void);
 
+/* Sleeps about ns nanoseconds (0: returns at once). */
+void fl_sleep_ns(uint64_t ns);
+
 static inline void fl_cpu_relax(void)
 {
     ck_pr_stall();

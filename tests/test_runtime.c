@@ -218,10 +218,19 @@ static void test_api_errors(void **state)
     assert_int_equal(fleet_tm_fail(NULL, 0, FLEET_FAIL_CRASH), -EINVAL);
     assert_int_equal(fleet_tm_fail(rt, 2, FLEET_FAIL_CRASH), -EINVAL);
     assert_int_equal(fleet_tm_fail(rt, 0, (fleet_fail_t)42), -EINVAL);
-    assert_int_equal(fleet_tm_fail(rt, 0, FLEET_FAIL_HANG), -ENOTSUP);
     assert_int_equal(fleet_tm_recover(NULL, 0), -EINVAL);
     assert_int_equal(fleet_tm_recover(rt, 7), -EINVAL);
-    assert_int_equal(fleet_tm_recover(rt, 1), -ENOTSUP);
+    assert_int_equal(fleet_tm_recover(rt, 1), -EALREADY); /* nothing to end */
+    assert_int_equal(fleet_tm_fail(rt, 1, FLEET_FAIL_SLOW), 0);
+    assert_int_equal(fleet_tm_fail(rt, 1, FLEET_FAIL_HANG), -EALREADY);
+    assert_int_equal(fleet_tm_recover(rt, 1), 0);
+    assert_int_equal(fleet_tm_recover(rt, 1), -EALREADY);
+    fleet_failure_stats_t fs;
+    assert_int_equal(fleet_failure_stats(NULL, &fs), -EINVAL);
+    assert_int_equal(fleet_failure_stats(rt, NULL), -EINVAL);
+    assert_int_equal(fleet_failure_stats(rt, &fs), 0);
+    assert_int_equal(fs.injected[FLEET_FAIL_SLOW], 1);
+    assert_int_equal(fs.task_managers_live, 2);
     assert_int_equal(atomic_load(&calls), 0); /* no callback ran */
 
     assert_string_equal(fleet_strerror(0), "success");

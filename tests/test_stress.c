@@ -231,15 +231,26 @@ static void test_random_mixes(void **state)
         release_some(rt, &seed, &drained, &expected);
         for (unsigned t = 0; t < nthreads; t++) {
             pthread_join(th[t], NULL);
-            if (args[t].problems != 0)
+            if (args[t].problems != 0) {
+                fleet_failure_stats_t fs;
+                fleet_failure_stats(rt, &fs);
                 fail_msg("runtime %d (%u TMs x %u workers, ring %u, grain "
                          "%zu, spin %u), thread %u: %u problems, first "
-                         "error %d",
+                         "error %d; failures suspected %llu, fenced %llu",
                          k, cfg.task_managers, cfg.workers_per_tm,
                          cfg.ring_size, cfg.grain, cfg.spin_us, t,
-                         args[t].problems, args[t].first_error);
+                         args[t].problems, args[t].first_error,
+                         (unsigned long long)fs.suspected,
+                         (unsigned long long)fs.attempts_fenced);
+            }
         }
         release_some(rt, &seed, &drained, &expected);
+        /* Nothing failed here: a TaskManager declared failed would be a
+         * false suspicion (and would rerun items). */
+        fleet_failure_stats_t fs;
+        assert_int_equal(fleet_failure_stats(rt, &fs), 0);
+        assert_int_equal(fs.suspected, 0);
+        assert_int_equal(fs.attempts_fenced, 0);
         fleet_runtime_destroy(rt); /* drains the released jobs */
         assert_int_equal(atomic_load(&drained), expected);
     }
