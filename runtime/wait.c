@@ -64,18 +64,40 @@ void fl_event_signal(struct fl_event *e)
     ck_ec32_inc(&e->ec, &fl_ec_mode);
 }
 
+static int ts_after(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec > b->tv_sec ||
+           (a->tv_sec == b->tv_sec && a->tv_nsec >= b->tv_nsec);
+}
+
+/* ck_ec checks the caller's deadline only between the iterations of its
+ * own back-off (50 ms, then 8x longer each), so a 1 ms timeout would sleep
+ * 50 ms: this predicate pulls each iteration's deadline in to ours. */
+static int clamp_deadline(const struct ck_ec_wait_state *st,
+                          struct timespec *iteration)
+{
+    const struct timespec *ours = st->data;
+    if (ts_after(&st->now, ours))
+        return 1; /* ours has passed */
+    if (ts_after(iteration, ours))
+        *iteration = *ours;
+    return 0;
+}
+
 int fl_event_wait(struct fl_event *e, uint32_t seen, uint64_t timeout_ns)
 {
+    if (timeout_ns == 0)
+        return ck_ec32_wait(&e->ec, &fl_ec_mode, seen, NULL) == 0 ? 0
+                                                                  : -ETIMEDOUT;
     struct timespec deadline, rel;
-    const struct timespec *dl = NULL;
-    if (timeout_ns != 0) {
-        rel.tv_sec = (time_t)(timeout_ns / 1000000000u);
-        rel.tv_nsec = (long)(timeout_ns % 1000000000u);
-        if (ck_ec_deadline(&deadline, &fl_ec_mode, &rel) != 0)
-            return -ETIMEDOUT;
-        dl = &deadline;
-    }
-    return ck_ec32_wait(&e->ec, &fl_ec_mode, seen, dl) == 0 ? 0 : -ETIMEDOUT;
+    rel.tv_sec = (time_t)(timeout_ns / 1000000000u);
+    rel.tv_nsec = (long)(timeout_ns % 1000000000u);
+    if (ck_ec_deadline(&deadline, &fl_ec_mode, &rel) != 0)
+        return -ETIMEDOUT;
+    return ck_ec32_wait_pred(&e->ec, &fl_ec_mode, seen, clamp_deadline,
+                             &deadline, &deadline) == 0
+               ? 0
+               : -ETIMEDOUT;
 }
 
 uint64_t fl_now_ns(void)

@@ -30,8 +30,9 @@ uint32_t fl_event_value(const struct fl_event *e);
 /* Wakes every thread sleeping on e. Lock-free; one atomic add when nobody
  * sleeps. */
 void fl_event_signal(struct fl_event *e);
-/* Sleeps while the value equals `seen`, at most timeout_ns (0: no limit).
- * Returns 0 when the value moved, -ETIMEDOUT otherwise. May return early. */
+/* Sleeps while the value equals `seen`, at most timeout_ns (0: no limit;
+ * then ck_ec still re-checks at 50 ms and 400 ms). Returns 0 when the value
+ * moved, -ETIMEDOUT otherwise. May return early. */
 int fl_event_wait(struct fl_event *e, uint32_t seen, uint64_t timeout_ns);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
