@@ -179,6 +179,11 @@ FLEET_API int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
  */
 FLEET_API int fleet_job_wait(fleet_job_t *job);
 
+/* Like fleet_job_wait, but returns at once: -EAGAIN while the job runs,
+ * else what fleet_job_wait would return. Never helps, never blocks.
+ * Thread-safety: as fleet_job_wait. */
+FLEET_API int fleet_job_poll(fleet_job_t *job);
+
 /*
  * Gives up the caller's handle. The job still runs to completion; the
  * runtime frees it then. NULL is a no-op.
@@ -258,7 +263,18 @@ typedef struct fleet_failure_stats {
     uint64_t speculative_launched;
     uint64_t speculative_won; /* the copy committed before the original */
     uint64_t restarts;
-    uint64_t jobs_cancelled;     /* ended with -ECANCELED */
+    uint64_t jobs_cancelled; /* ended with -ECANCELED */
+    /* Recovery: from a failure's injection (or, unsimulated, its detection)
+     * until every range it sent back to PENDING has been committed again.
+     * Failures of one TaskManager that overlap count as one recovery, from
+     * the earliest. */
+    uint64_t recoveries;
+    uint64_t recovery_us_last;
+    uint64_t recovery_us_max;
+    uint64_t recovery_us_total; /* / recoveries = the mean */
+    /* Time the monitor spent fencing failed TaskManagers' batches and
+     * queueing their ranges again. */
+    uint64_t fencing_ns_total;
     unsigned task_managers_live; /* not declared failed now */
 } fleet_failure_stats_t;
 

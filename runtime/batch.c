@@ -35,6 +35,7 @@ void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
     atomic_init(&b->posted, false);
     atomic_init(&b->fenced, false);
     b->attempt = 0;
+    b->origin = 0;
     b->speculative = false;
     b->twin = NULL;
     b->t_dispatch = 0;
@@ -60,7 +61,8 @@ bool fl_batch_release(struct fl_batch *b)
     return atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1;
 }
 
-bool fl_batch_claim(struct fl_batch *b, size_t want, size_t *s, size_t *e)
+bool fl_batch_claim(struct fl_batch *b, size_t want, bool beyond, size_t *s,
+                    size_t *e)
 {
     /* relaxed: the claim only partitions items; the job's data was
      * published by the hand-off that gave this thread the batch. */
@@ -70,9 +72,7 @@ bool fl_batch_claim(struct fl_batch *b, size_t want, size_t *s, size_t *e)
         if (next >= end)
             return false;
         unsigned v = atomic_load_explicit(&b->visitors, memory_order_relaxed);
-        size_t c = fl_chunk(end - next, v, b->min_chunk);
-        if (c < want)
-            c = want < end - next ? want : end - next;
+        size_t c = fl_claim_size(end - next, v, b->min_chunk, want, beyond);
         uint64_t nw = pack(next + (uint32_t)c, end);
         if (atomic_compare_exchange_weak_explicit(&b->claim, &w, nw,
                                                   memory_order_relaxed,

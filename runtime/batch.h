@@ -68,6 +68,7 @@ struct fl_batch {
     /* Dispatcher role only. */
     size_t end;            /* shrinks when a tail is stolen */
     unsigned attempt;      /* 0 for a first attempt */
+    unsigned origin;       /* as fl_pending's: whose failure it redoes */
     bool speculative;      /* a second attempt of a straggler */
     struct fl_batch *twin; /* the other attempt racing this one */
     uint64_t t_dispatch;   /* when it was handed out, ns */
@@ -106,12 +107,12 @@ void fl_batch_destroy(struct fl_batch *b);
 bool fl_batch_release(struct fl_batch *b);
 
 /*
- * Claims the next chunk: fl_chunk()'s share, or `want` items if more (0:
- * no wish), never more than is left. True with [*s, *e) set, false when
- * nothing is left unclaimed. Lock-free. The caller must be allowed to touch
- * b (above).
+ * Claims the next chunk, of fl_claim_size() items. True with [*s, *e) set,
+ * false when nothing is left unclaimed. Lock-free. The caller must be
+ * allowed to touch b (above).
  */
-bool fl_batch_claim(struct fl_batch *b, size_t want, size_t *s, size_t *e);
+bool fl_batch_claim(struct fl_batch *b, size_t want, bool beyond, size_t *s,
+                    size_t *e);
 
 /* Whether any item is still unclaimed (a snapshot). */
 bool fl_batch_has_unclaimed(const struct fl_batch *b);

@@ -24,13 +24,13 @@ int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
     atomic_init(&d->parked, false);
     fl_event_init(&d->wake);
     atomic_init(&d->resumed_at, fl_now_ns());
+    atomic_init(&d->tick_due, false);
     d->started = false;
     d->cur = NULL;
     CK_LIST_INIT(&d->graveyard);
     d->ndurations = 0;
     d->chaos_rng = 0;
     d->chaos_next = 0;
-    d->last_tick = 0;
     int err = fl_pending_init(&d->pending, pending_capacity);
     if (err == 0)
         err = fl_ring_init(&d->completions, completion_capacity,
@@ -157,8 +157,21 @@ static void drop_fenced(struct fleet_runtime *rt, struct fl_batch *b)
     maybe_settle(rt, job);
 }
 
-/* Queues b's range again as the next attempt (before b is fenced). */
-static void redispatch(struct fleet_runtime *rt, struct fl_batch *b)
+/* Records a time in microseconds: last, max, total. */
+static void stat_time(_Atomic uint64_t *last, _Atomic uint64_t *max,
+                      _Atomic uint64_t *total, uint64_t us)
+{
+    atomic_store_explicit(last, us, memory_order_relaxed);
+    fl_stat_add(total, us);
+    if (us > atomic_load_explicit(max, memory_order_relaxed))
+        atomic_store_explicit(max, us, memory_order_relaxed);
+}
+
+/* Queues b's range again as the next attempt (before b is fenced), lost by
+ * the failure of `failed` injected at `since` unless an earlier failure
+ * lost it already. */
+static void redispatch(struct fleet_runtime *rt, struct fl_batch *b,
+                       struct fl_tm *failed, uint64_t since)
 {
     struct fl_pending *p = fl_alloc(FL_ARENA_DEFAULT, sizeof(*p));
     if (p == NULL) {
@@ -170,6 +183,13 @@ static void redispatch(struct fleet_runtime *rt, struct fl_batch *b)
     p->begin = b->begin;
     p->end = b->end;
     p->attempt = b->attempt + 1;
+    p->origin = b->origin;
+    if (p->origin == 0) {
+        p->origin = failed->index + 1;
+        if (failed->lost_items == 0)
+            failed->lost_since = since;
+        failed->lost_items += b->end - b->begin;
+    }
     fl_pending_push_backlog(&rt->disp.pending, p);
     fl_stat_add(&rt->stats.redispatched, 1);
 }
@@ -196,7 +216,19 @@ static void commit(struct fleet_runtime *rt, struct fl_batch *b)
             fl_stat_add(&rt->stats.spec_won, 1);
         fence(rt, b->twin);
     }
-    record_duration(&rt->disp, fl_now_ns() - b->t_dispatch);
+    uint64_t now = fl_now_ns();
+    record_duration(&rt->disp, now - b->t_dispatch);
+    if (b->origin != 0) {
+        /* A range lost by a failure: recovered once all of it commits. */
+        struct fl_tm *o = &rt->tms[b->origin - 1];
+        o->lost_items -= b->end - b->begin;
+        if (o->lost_items == 0) {
+            struct fl_stats *st = &rt->stats;
+            fl_stat_add(&st->recoveries, 1);
+            stat_time(&st->recovery_us_last, &st->recovery_us_max,
+                      &st->recovery_us_total, (now - o->lost_since) / 1000);
+        }
+    }
     if (job->reduce)
         job->red.combine(job->ctx, job->acc, b->partial);
     job->committed += b->end - b->begin;
@@ -279,7 +311,7 @@ static struct fl_tm *pick_tm(struct fleet_runtime *rt, unsigned budget,
 
 static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
                                    size_t b, size_t e, unsigned refs,
-                                   unsigned attempt)
+                                   unsigned attempt, unsigned origin)
 {
     size_t need = job->reduce ? job->red.size : 0;
     struct fl_batch *nb = tm->pool;
@@ -294,6 +326,7 @@ static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
     }
     fl_batch_init(nb, job, b, e, tm->index, job->grain, refs);
     nb->attempt = attempt;
+    nb->origin = origin;
     nb->t_dispatch = fl_now_ns();
     schedule(tm, nb);
     return nb;
@@ -372,7 +405,7 @@ static bool hand_out(struct fleet_runtime *rt)
             break;
         }
         struct fl_batch *b =
-            make_batch(tm, p->job, p->begin, end, 2, p->attempt);
+            make_batch(tm, p->job, p->begin, end, 2, p->attempt, p->origin);
         if (b == NULL)
             break; /* out of memory: retried at the next dispatch */
         advance_cur(d, end);
@@ -434,7 +467,8 @@ static bool balance(struct fleet_runtime *rt, bool tick)
         size_t s, e;
         if (v == NULL || !fl_batch_steal_tail(v, v->job->grain, &s, &e))
             continue;
-        struct fl_batch *nb = make_batch(tm, v->job, s, e, 2, v->attempt);
+        struct fl_batch *nb =
+            make_batch(tm, v->job, s, e, 2, v->attempt, v->origin);
         if (nb == NULL) {
             /* Give the tail back: nobody can have claimed it. */
             fl_batch_steal_undo(v, s, e);
@@ -525,26 +559,24 @@ static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
     atomic_fetch_add_explicit(&tm->fail_epoch, 1, memory_order_acq_rel);
     int kind = atomic_load_explicit(&tm->fault, memory_order_acquire);
     uint64_t at = atomic_load_explicit(&tm->fault_at, memory_order_relaxed);
+    struct fl_stats *st = &rt->stats;
     if (kind == FL_FAULT_NONE || at == 0) {
-        fl_stat_add(&rt->stats.suspected, 1);
+        fl_stat_add(&st->suspected, 1);
+        at = now;
     } else {
-        struct fl_stats *st = &rt->stats;
         uint64_t us = now > at ? (now - at) / 1000 : 0;
         fl_stat_add(&st->detected[kind], 1);
-        atomic_store_explicit(&st->detection_us_last, us, memory_order_relaxed);
-        fl_stat_add(&st->detection_us_total, us);
-        if (us >
-            atomic_load_explicit(&st->detection_us_max, memory_order_relaxed))
-            atomic_store_explicit(&st->detection_us_max, us,
-                                  memory_order_relaxed);
+        stat_time(&st->detection_us_last, &st->detection_us_max,
+                  &st->detection_us_total, us);
     }
     struct fl_batch *b, *next;
     CK_LIST_FOREACH_SAFE (b, &tm->scheduled, sched_link, next) {
         /* A twin elsewhere still covers the range. */
         if (b->twin == NULL)
-            redispatch(rt, b);
+            redispatch(rt, b, tm, at);
         fence(rt, b);
     }
+    fl_stat_add(&st->fencing_ns_total, fl_now_ns() - now);
     schedule_restart(rt, tm, now);
     fl_tm_wake(tm); /* frozen workers leave their (fenced) batches */
 }
@@ -555,7 +587,6 @@ static void restart(struct fleet_runtime *rt, struct fl_tm *tm, uint64_t now)
     tm->restart_at = UINT64_MAX;
     tm->chaos_end = 0;
     tm->live_since = now;
-    fl_stat_add(&rt->stats.restarts, 1);
     atomic_store_explicit(&tm->restart_asap, false, memory_order_relaxed);
     atomic_store_explicit(&tm->fault_at, 0, memory_order_relaxed);
     atomic_store_explicit(&tm->heartbeat, now, memory_order_relaxed);
@@ -563,6 +594,7 @@ static void restart(struct fleet_runtime *rt, struct fl_tm *tm, uint64_t now)
     atomic_store_explicit(&tm->live, true, memory_order_seq_cst);
     atomic_fetch_add_explicit(&rt->tms_live, 1, memory_order_relaxed);
     atomic_store_explicit(&rt->dead, false, memory_order_relaxed);
+    fl_stat_add(&rt->stats.restarts, 1); /* last: it is live when counted */
     fl_tm_wake(tm);
 }
 
@@ -572,6 +604,8 @@ static void cancel_all(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     atomic_store_explicit(&rt->dead, true, memory_order_seq_cst);
+    for (unsigned i = 0; i < rt->ntm; i++)
+        rt->tms[i].lost_items = 0; /* never to be recovered */
     struct fl_pending *p;
     while ((p = next_pending(d)) != NULL) {
         struct fleet_job *job = p->job;
@@ -634,10 +668,17 @@ static void chaos(struct fleet_runtime *rt, uint64_t now)
                            : w < c->chaos_weight[0] + c->chaos_weight[1]
                                ? FLEET_FAIL_HANG
                                : FLEET_FAIL_SLOW;
-        unsigned pick = (unsigned)(rng_next(&d->chaos_rng) % rt->ntm);
-        struct fl_tm *tm = &rt->tms[pick];
-        if (fl_inject(rt, pick, how) == 0 && how != FLEET_FAIL_CRASH)
-            tm->chaos_end = now + (uint64_t)c->chaos_fault_us * 1000u;
+        /* A random one of the TaskManagers that are live and fine. */
+        unsigned fine = 0, pick = UINT32_MAX;
+        for (unsigned i = 0; i < rt->ntm; i++)
+            if (atomic_load_explicit(&rt->tms[i].live, memory_order_relaxed) &&
+                atomic_load_explicit(&rt->tms[i].fault, memory_order_relaxed) ==
+                    FL_FAULT_NONE &&
+                rng_next(&d->chaos_rng) % ++fine == 0)
+                pick = i;
+        if (pick != UINT32_MAX && fl_inject(rt, pick, how) == 0 &&
+            how != FLEET_FAIL_CRASH)
+            rt->tms[pick].chaos_end = now + (uint64_t)c->chaos_fault_us * 1000u;
     }
     if (d->chaos_next <= now)
         d->chaos_next = now + 1;
@@ -704,8 +745,8 @@ static void speculate(struct fleet_runtime *rt, uint64_t now)
             struct fl_tm *to = idle_tm(rt, tm);
             if (to == NULL)
                 return;
-            struct fl_batch *copy =
-                make_batch(to, b->job, b->begin, b->end, 2, b->attempt + 1);
+            struct fl_batch *copy = make_batch(to, b->job, b->begin, b->end, 2,
+                                               b->attempt + 1, b->origin);
             if (copy == NULL)
                 return;
             copy->speculative = true;
@@ -725,11 +766,6 @@ static void monitor(struct fleet_runtime *rt)
     uint64_t now = fl_now_ns();
     uint64_t timeout = (uint64_t)rt->cfg.heartbeat_timeout_us * 1000u;
     struct fl_dispatcher *d = &rt->disp;
-    /* A monitor that got no CPU for half the timeout cannot tell a
-     * silent TaskManager from a starved one: it judges from now on. */
-    if (d->last_tick != 0 && now - d->last_tick > timeout / 2)
-        atomic_store_explicit(&d->resumed_at, now, memory_order_relaxed);
-    d->last_tick = now;
     uint64_t since = atomic_load_explicit(&d->resumed_at, memory_order_relaxed);
     for (unsigned i = 0; i < rt->ntm; i++) {
         struct fl_tm *tm = &rt->tms[i];
@@ -813,11 +849,13 @@ static void wake_helpers(struct fleet_runtime *rt)
         fl_tm_wake(&rt->tms[i]);
 }
 
-/* Runs the role until nothing moves (`tick`: on the dispatcher thread's
- * periodic pass). */
-static void role_run(struct fleet_runtime *rt, bool tick)
+/* Runs the role until nothing moves; first the monitor, when the
+ * dispatcher thread's tick is due. */
+static void role_run(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
+    bool tick =
+        atomic_exchange_explicit(&d->tick_due, false, memory_order_acq_rel);
     if (tick)
         monitor(rt);
     restarts_due(rt);
@@ -860,22 +898,16 @@ static bool role_leave(struct fl_dispatcher *d, unsigned gen)
     return atomic_load_explicit(&d->gen, memory_order_relaxed) != gen;
 }
 
-static void dispatch(struct fleet_runtime *rt, bool tick)
+void fl_dispatch(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     atomic_fetch_add_explicit(&d->gen, 1, memory_order_seq_cst);
     unsigned gen;
     while (role_enter(d, &gen)) {
-        role_run(rt, tick);
-        tick = false;
+        role_run(rt);
         if (!role_leave(d, gen))
             break;
     }
-}
-
-void fl_dispatch(struct fleet_runtime *rt)
-{
-    dispatch(rt, false);
 }
 
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
@@ -944,7 +976,7 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
      * from outside never runs other jobs' work. */
     if (p == NULL || p->job != job) {
         struct fl_batch *b = job != NULL ? job_victim(job) : NULL;
-        if (b != NULL && fl_batch_claim(b, 0, s, e))
+        if (b != NULL && fl_batch_claim(b, fl_next_want(0, 0), false, s, e))
             return b;
         if (p == NULL || self == NULL)
             return NULL;
@@ -963,11 +995,12 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
     unsigned rooms;
     (void)pick_tm(rt, wake_budget(rt, 0), &rooms);
     size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms + 1);
-    struct fl_batch *b = make_batch(tm, p->job, p->begin, end, 1, p->attempt);
+    struct fl_batch *b =
+        make_batch(tm, p->job, p->begin, end, 1, p->attempt, p->origin);
     if (b == NULL)
         return NULL;
     advance_cur(d, end);
-    bool ok = fl_batch_claim(b, 0, s, e);
+    bool ok = fl_batch_claim(b, fl_next_want(0, 0), false, s, e);
     (void)ok; /* a new batch has at least one item */
     fl_tm_running_add(tm, b);
     return b;
@@ -984,7 +1017,7 @@ bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
     unsigned gen;
     if (!role_enter(d, &gen))
         return false;
-    role_run(rt, false);
+    role_run(rt);
     size_t s = 0, e = 0;
     struct fl_batch *b = NULL;
     if (job == NULL || !fl_job_is_done(job))
@@ -1004,7 +1037,7 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
     unsigned gen;
     if (!role_enter(d, &gen))
         return false;
-    role_run(rt, false);
+    role_run(rt);
     /* Register first, then look: whatever arrives after the snapshot moves
      * the event. */
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
@@ -1027,10 +1060,19 @@ static void *dispatcher_main(void *arg)
     struct fleet_runtime *rt = arg;
     struct fl_dispatcher *d = &rt->disp;
     uint64_t tick = (uint64_t)rt->cfg.heartbeat_interval_us * 1000u;
+    uint64_t half_timeout = (uint64_t)rt->cfg.heartbeat_timeout_us * 500u;
+    uint64_t last = fl_now_ns();
     unsigned idle_ticks = 0;
     while (!fl_stopping(rt)) {
         uint32_t seen = fl_event_value(&d->wake);
-        dispatch(rt, true);
+        /* A monitor that got no CPU for half the timeout cannot tell a
+         * silent TaskManager from a starved one: it judges from now on. */
+        uint64_t now = fl_now_ns();
+        if (now - last > half_timeout)
+            atomic_store_explicit(&d->resumed_at, now, memory_order_relaxed);
+        last = now;
+        atomic_store_explicit(&d->tick_due, true, memory_order_release);
+        fl_dispatch(rt);
         if (atomic_load_explicit(&rt->jobs_live, memory_order_acquire) != 0)
             idle_ticks = 0;
         else if (idle_ticks < FL_DISPATCHER_LINGER)
@@ -1049,8 +1091,8 @@ static void *dispatcher_main(void *arg)
         /* Heartbeat threads slept with us: judge none by older beats, and
          * wake them even if no submit did (a heartbeat thread that saw us
          * parked sleeps until this event moves). */
-        atomic_store_explicit(&d->resumed_at, fl_now_ns(),
-                              memory_order_relaxed);
+        last = fl_now_ns();
+        atomic_store_explicit(&d->resumed_at, last, memory_order_relaxed);
         atomic_store_explicit(&d->parked, false, memory_order_release);
         fl_event_signal(&d->wake);
         idle_ticks = 0;

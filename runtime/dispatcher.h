@@ -65,13 +65,15 @@ struct fl_dispatcher {
     /* The thread's last return from parking, ns: heartbeats older than
      * this are not held against a TaskManager. */
     _Atomic uint64_t resumed_at;
+    /* A tick the dispatcher thread could not run itself (the role was
+     * busy): the holder runs the monitor for it. */
+    _Atomic bool tick_due;
     /* Dispatcher role only. */
     struct fl_pending *cur;         /* the range being split */
     struct fl_batch_list graveyard; /* fenced attempts not yet dropped */
     uint64_t durations[64];         /* recent batch times, ns */
     unsigned ndurations;
     uint64_t chaos_rng, chaos_next; /* chaos: generator, next failure */
-    uint64_t last_tick;             /* the monitor's previous tick, ns */
 };
 
 /* Idle ticks before the dispatcher thread parks. */

@@ -25,7 +25,8 @@ struct fleet_job;
 struct fl_pending {
     struct fleet_job *job;
     size_t begin, end;
-    unsigned attempt;        /* of the batches made from it */
+    unsigned attempt; /* of the batches made from it */
+    unsigned origin;  /* 1 + the TaskManager whose failure lost it; 0: none */
     struct fl_pending *next; /* backlog link */
 };
 

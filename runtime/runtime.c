@@ -381,6 +381,13 @@ int fleet_job_wait(fleet_job_t *job)
     return job->status;
 }
 
+int fleet_job_poll(fleet_job_t *job)
+{
+    if (job == NULL)
+        return -EINVAL;
+    return fl_job_is_done(job) ? job->status : -EAGAIN;
+}
+
 void fleet_job_release(fleet_job_t *job)
 {
     if (job != NULL)
@@ -459,6 +466,11 @@ int fleet_failure_stats(const fleet_runtime_t *rt, fleet_failure_stats_t *out)
     out->speculative_won = GET(st->spec_won);
     out->restarts = GET(st->restarts);
     out->jobs_cancelled = GET(st->cancelled);
+    out->recoveries = GET(st->recoveries);
+    out->recovery_us_last = GET(st->recovery_us_last);
+    out->recovery_us_max = GET(st->recovery_us_max);
+    out->recovery_us_total = GET(st->recovery_us_total);
+    out->fencing_ns_total = GET(st->fencing_ns_total);
     out->task_managers_live = GET(rt->tms_live);
 #undef GET
     return 0;

@@ -24,6 +24,8 @@ struct fl_stats {
     _Atomic uint64_t detection_us_last, detection_us_max, detection_us_total;
     _Atomic uint64_t redispatched, fenced, spec_launched, spec_won;
     _Atomic uint64_t restarts, cancelled;
+    _Atomic uint64_t recoveries, recovery_us_last, recovery_us_max;
+    _Atomic uint64_t recovery_us_total, fencing_ns_total;
 };
 
 static inline void fl_stat_add(_Atomic uint64_t *c, uint64_t n)

@@ -43,6 +43,30 @@ size_t fl_chunk(size_t remaining, unsigned visitors, size_t min_chunk)
     return c < remaining ? c : remaining;
 }
 
+size_t fl_claim_size(size_t left, unsigned visitors, size_t min_chunk,
+                     size_t want, bool beyond)
+{
+    size_t c = fl_chunk(left, visitors, min_chunk); /* <= left */
+    if (want == 0 || (want > c && !beyond))
+        return c;
+    if (want < min_chunk)
+        want = min_chunk;
+    return want < left ? want : left;
+}
+
+size_t fl_next_want(size_t last, uint64_t last_ns)
+{
+    if (last == 0)
+        return FL_FIRST_CHUNK;
+    if (last_ns < FL_CHUNK_TARGET_NS / 2)
+        return last > SIZE_MAX / 2 ? last : 2 * last;
+    if (last_ns > 2 * (uint64_t)FL_CHUNK_TARGET_NS)
+        return last / 2 ? last / 2 : 1;
+    /* Within a factor of two of the target: scale to it. */
+    double want = (double)last * FL_CHUNK_TARGET_NS / (double)last_ns;
+    return want < 1 ? 1 : (size_t)want;
+}
+
 size_t fl_grain_auto(size_t n, unsigned workers)
 {
     if (workers == 0)

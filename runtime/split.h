@@ -11,12 +11,15 @@
  *   below the grain.
  * - fl_tail_split: where an idle TaskManager cuts the unclaimed tail of a
  *   busy one's batch (the back half), or no cut when too small.
- * - fl_chunk: how much a worker claims from its batch at a time.
+ * - fl_chunk: the most a thread claims from its batch at a time (a fair
+ *   share of what is left); fl_next_want: how much it would like, steered
+ *   by how long its last chunk took.
  * - fl_grain_auto: the default floor for a job of n items.
  */
 #ifndef FLEET_SPLIT_H
 #define FLEET_SPLIT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +37,28 @@ size_t fl_tail_split(size_t next, size_t end, size_t grain);
  * threads sharing the batch: 1 <= result <= remaining. */
 size_t fl_chunk(size_t remaining, unsigned visitors, size_t min_chunk);
 
-/* A chunk that ran faster than this lets its thread claim up to twice as
- * much next (a thief then misses at most a few microseconds of work);
- * slower chunks keep halving what is left, so long items stay stealable. */
+/* How much a thread claims when `left` items are unclaimed: `want` items
+ * (0: no wish), at least min_chunk, at most what is left, and at most
+ * fl_chunk()'s share unless `beyond` (its last chunk was too short to be
+ * worth sharing). */
+size_t fl_claim_size(size_t left, unsigned visitors, size_t min_chunk,
+                     size_t want, bool beyond);
+
+/* A chunk that ran faster than this is not worth sharing: its thread may
+ * claim twice as much next, past its fair share (a thief then misses at
+ * most a few microseconds of work). */
 #define FL_FAST_CHUNK_NS 1000u
+
+/* Chunks aim at this duration: long enough that claims cost nothing, short
+ * enough that a thief, a failure or a fence reaches the thread soon. A
+ * thread's first chunk is FL_FIRST_CHUNK items (at most its share); each
+ * next one is sized from the last one's time, at most doubling or halving. */
+#define FL_CHUNK_TARGET_NS 500000u
+#define FL_FIRST_CHUNK 1024u
+
+/* The size a thread asks for next, after a chunk of `last` items that took
+ * last_ns (last == 0: the first chunk). >= 1. */
+size_t fl_next_want(size_t last, uint64_t last_ns);
 
 /* Default grain for a job of n items run by `workers` threads (>= 1). */
 size_t fl_grain_auto(size_t n, unsigned workers);

@@ -192,7 +192,7 @@ bool fl_tm_join_running(struct fl_worker *self)
         }
         if (best == NULL)
             break;
-        if (fl_batch_claim(best, 0, &s, &e)) {
+        if (fl_batch_claim(best, fl_next_want(0, 0), false, &s, &e)) {
             got = best;
             break;
         }
@@ -212,7 +212,7 @@ bool fl_tm_take(struct fl_worker *self)
         return false;
     struct fl_batch *b = v;
     size_t s, e;
-    if (!fl_batch_claim(b, 0, &s, &e)) {
+    if (!fl_batch_claim(b, fl_next_want(0, 0), false, &s, &e)) {
         /* Others ran all of it while it sat here. */
         if (fl_batch_release(b))
             fl_batch_destroy(b);
@@ -297,16 +297,17 @@ static bool checkpoint(struct fl_worker *self, struct fl_batch *b,
 }
 
 /* The next chunk of b for a thread whose last chunk [s, e) began at *t
- * (updated): see FL_FAST_CHUNK_NS. Workers pass their check point first. */
+ * (updated), sized by fl_next_want. Workers pass their check point first. */
 static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
                        size_t *s, size_t *e)
 {
     uint64_t now = fl_now_ns();
-    if (self != NULL && !checkpoint(self, b, now - *t))
+    uint64_t took = now - *t;
+    if (self != NULL && !checkpoint(self, b, took))
         return false;
-    size_t want = now - *t < FL_FAST_CHUNK_NS ? 2 * (*e - *s) : 0;
-    *t = fl_now_ns();
-    return fl_batch_claim(b, want, s, e);
+    *t = self != NULL ? fl_now_ns() : now; /* a SLOW check point sleeps */
+    return fl_batch_claim(b, fl_next_want(*e - *s, took),
+                          took < FL_FAST_CHUNK_NS, s, e);
 }
 
 void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,

@@ -86,6 +86,10 @@ struct fl_tm {
     uint64_t *fail_times; /* failure-rate: the last failures, a ring */
     unsigned fail_count;  /* failures recorded in fail_times */
     uint64_t chaos_end;   /* ns, when a chaos HANG or SLOW ends; 0: none */
+    /* Items its failures sent back to PENDING, not committed yet, and when
+     * the earliest of those failures was injected (ns). */
+    size_t lost_items;
+    uint64_t lost_since;
 };
 
 /* `fault` when nothing is simulated. */

@@ -70,7 +70,7 @@ static void *claimer(void *arg)
         }
         struct fl_batch *b = sh->batches[i];
         size_t s, e, ran = 0;
-        while (fl_batch_claim(b, 0, &s, &e)) {
+        while (fl_batch_claim(b, 0, false, &s, &e)) {
             for (size_t x = s; x < e; x++) {
                 work(x);
                 if (atomic_fetch_add(&sh->hits[x], 1) != 0)

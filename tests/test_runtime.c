@@ -180,6 +180,7 @@ static void test_api_errors(void **state)
     assert_int_equal(fleet_submit(rt, never, (void *)&calls, 5, 4, &job),
                      -EINVAL);
     assert_int_equal(fleet_job_wait(NULL), -EINVAL);
+    assert_int_equal(fleet_job_poll(NULL), -EINVAL);
     fleet_job_release(NULL);
     assert_int_equal(fleet_parallel_for(NULL, never, (void *)&calls, 0, 1),
                      -EINVAL);
@@ -250,6 +251,7 @@ static void test_empty_range(void **state)
         fleet_parallel_for(rt, never, (void *)&calls, SIZE_MAX, SIZE_MAX), 0);
     fleet_job_t *job;
     assert_int_equal(fleet_submit(rt, never, (void *)&calls, 0, 0, &job), 0);
+    assert_int_equal(fleet_job_poll(job), 0);
     assert_int_equal(fleet_job_wait(job), 0);
     assert_int_equal(fleet_job_wait(job), 0);
     fleet_job_release(job);
@@ -727,6 +729,7 @@ static void test_many_waiters(void **state)
     counts_init(&c, 0, 5000);
     fleet_job_t *job;
     assert_int_equal(fleet_submit(rt, slow_items, &c, 0, 5000, &job), 0);
+    assert_int_equal(fleet_job_poll(job), -EAGAIN); /* 100 ms of work */
     pthread_t th[3];
     struct waiter w[3];
     for (int i = 0; i < 3; i++) {
@@ -737,6 +740,7 @@ static void test_many_waiters(void **state)
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].err, 0);
     }
+    assert_int_equal(fleet_job_poll(job), 0);
     fleet_job_release(job);
     counts_check(&c, 1);
     counts_free(&c);

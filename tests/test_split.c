@@ -159,7 +159,7 @@ static void simulate(size_t B, size_t E, size_t grain, unsigned ntm,
                 add_batch(&s, nb);
                 if (fl_batch_done(b, ce - cs))
                     s.posts[i]++;
-            } else if (fl_batch_claim(b, 0, &cs, &ce)) {
+            } else if (fl_batch_claim(b, 0, false, &cs, &ce)) {
                 assert_true(cs < ce);
                 add_ran(&s, cs, ce);
                 if (fl_batch_done(b, ce - cs))
@@ -224,6 +224,51 @@ static void test_simulated_cover(void **state)
     }
 }
 
+static void test_claim_wishes(void **state)
+{
+    (void)state;
+    assert_int_equal(fl_next_want(0, 0), FL_FIRST_CHUNK);
+    assert_int_equal(fl_next_want(100, 1000), 200); /* fast: doubles */
+    assert_int_equal(fl_next_want(100, 10 * FL_CHUNK_TARGET_NS), 50);
+    assert_int_equal(fl_next_want(1, 10 * FL_CHUNK_TARGET_NS), 1);
+    assert_int_equal(fl_next_want(100, FL_CHUNK_TARGET_NS), 100);
+    assert_true(fl_next_want(SIZE_MAX, 0) == SIZE_MAX);
+
+    /* A wish is capped by the fair share (unless the last chunk was too
+     * fast to share) and raised to the minimum chunk, never past the end. */
+    assert_int_equal(fl_claim_size(1000, 1, 1, 0, false), 500);
+    assert_int_equal(fl_claim_size(1000, 1, 1, 800, false), 500);
+    assert_int_equal(fl_claim_size(1000, 1, 1, 800, true), 800);
+    assert_int_equal(fl_claim_size(1000, 1, 1, 5000, true), 1000);
+    assert_int_equal(fl_claim_size(1000, 1, 50, 10, true), 50);
+    struct fleet_job *job = fl_job_new(NULL, nop_range, NULL, NULL, 0, 100, 1);
+    assert_non_null(job);
+    struct fl_batch *b = new_batch(job, 0, 10, 8, 1);
+    size_t s, e;
+    assert_true(fl_batch_claim(b, 1, false, &s, &e)); /* wish 1, minimum 8 */
+    assert_int_equal(s, 0);
+    assert_int_equal(e, 8);
+    assert_true(fl_batch_claim(b, 1, false, &s, &e)); /* only 2 left */
+    assert_int_equal(s, 8);
+    assert_int_equal(e, 10);
+    assert_false(fl_batch_claim(b, 1, false, &s, &e));
+    assert_true(fl_batch_done(b, 10));
+    drop(b);
+    b = new_batch(job, 0, 1000, 1, 1);
+    assert_true(fl_batch_claim(b, 100000, false, &s, &e)); /* the share: half */
+    assert_int_equal(e - s, 500);
+    assert_true(fl_batch_claim(b, 10, false, &s, &e));
+    assert_int_equal(e - s, 10);
+    assert_true(fl_batch_claim(b, 400, true, &s, &e)); /* past the share */
+    assert_int_equal(e - s, 400);
+    assert_true(fl_batch_claim(b, 400, true, &s, &e)); /* what is left */
+    assert_int_equal(e - s, 90);
+    assert_true(fl_batch_done(b, 1000)); /* all claimed: it posts */
+    drop(b);
+    fl_job_unref(job);
+    fl_job_unref(job);
+}
+
 static void test_empty_range(void **state)
 {
     (void)state;
@@ -233,10 +278,10 @@ static void test_empty_range(void **state)
     assert_non_null(job);
     struct fl_batch *b = new_batch(job, 5, 6, 1, 1);
     size_t s, e;
-    assert_true(fl_batch_claim(b, 0, &s, &e));
+    assert_true(fl_batch_claim(b, 0, false, &s, &e));
     assert_int_equal(s, 5);
     assert_int_equal(e, 6);
-    assert_false(fl_batch_claim(b, 0, &s, &e));
+    assert_false(fl_batch_claim(b, 0, false, &s, &e));
     assert_false(fl_batch_steal_tail(b, 1, &s, &e));
     assert_true(fl_batch_done(b, 1));
     drop(b);
@@ -250,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_split_take),
         cmocka_unit_test(test_tail_and_chunk),
         cmocka_unit_test(test_simulated_cover),
+        cmocka_unit_test(test_claim_wishes),
         cmocka_unit_test(test_empty_range),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
