@@ -275,6 +275,10 @@ typedef struct fleet_failure_stats {
     /* Time the monitor spent fencing failed TaskManagers' batches and
      * queueing their ranges again. */
     uint64_t fencing_ns_total;
+    /* Batches cut because they had run longer than heartbeat_timeout_us / 2:
+     * a batch commits as a whole, so cutting bounds what a failure loses
+     * (about a timeout's work per thread). */
+    uint64_t batches_cut;
     unsigned task_managers_live; /* not declared failed now */
 } fleet_failure_stats_t;
 

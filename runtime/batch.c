@@ -37,6 +37,7 @@ void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
     b->attempt = 0;
     b->origin = 0;
     b->speculative = false;
+    b->cut = false;
     b->twin = NULL;
     b->t_dispatch = 0;
     b->job = job;
@@ -110,6 +111,23 @@ bool fl_batch_steal_tail(struct fl_batch *b, size_t grain, size_t *s, size_t *e)
                 &b->claim, &w, pack(next, mid), memory_order_relaxed,
                 memory_order_relaxed)) {
             *s = b->begin + mid;
+            *e = b->begin + end;
+            return true;
+        }
+    }
+}
+
+bool fl_batch_cut(struct fl_batch *b, size_t min, size_t *s, size_t *e)
+{
+    uint64_t w = atomic_load_explicit(&b->claim, memory_order_relaxed);
+    for (;;) {
+        uint32_t next = (uint32_t)(w >> 32), end = (uint32_t)w;
+        if (next == 0 || next >= end || end - next < min)
+            return false;
+        if (atomic_compare_exchange_weak_explicit(
+                &b->claim, &w, pack(next, next), memory_order_relaxed,
+                memory_order_relaxed)) {
+            *s = b->begin + next;
             *e = b->begin + end;
             return true;
         }

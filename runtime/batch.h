@@ -70,6 +70,7 @@ struct fl_batch {
     unsigned attempt;      /* 0 for a first attempt */
     unsigned origin;       /* as fl_pending's: whose failure it redoes */
     bool speculative;      /* a second attempt of a straggler */
+    bool cut;              /* its unclaimed rest went to another batch */
     struct fl_batch *twin; /* the other attempt racing this one */
     uint64_t t_dispatch;   /* when it was handed out, ns */
     /* SCHEDULED list of its TM; once fenced, the dispatcher's graveyard. */
@@ -128,13 +129,21 @@ size_t fl_batch_unclaimed(const struct fl_batch *b);
 bool fl_batch_steal_tail(struct fl_batch *b, size_t grain, size_t *s,
                          size_t *e);
 
+/*
+ * Cuts every unclaimed item off b for another batch, if b has run some of
+ * its items and at least `min` (>= 1) are unclaimed: true with [*s, *e)
+ * set. Lock-free. The caller must then call fl_batch_done(b, *e - *s)
+ * itself (and may give the cut back with fl_batch_steal_undo).
+ */
+bool fl_batch_cut(struct fl_batch *b, size_t min, size_t *s, size_t *e);
+
 /* Takes every unclaimed item away, for a fence. Returns how many; the
  * caller must then call fl_batch_done(b, n) itself. Lock-free. */
 size_t fl_batch_take_unclaimed(struct fl_batch *b);
 
-/* Gives back a tail [s, e) just stolen with fl_batch_steal_tail, before
- * anyone ran it. Only the thief, and only while it alone may change the
- * batch's end (the dispatcher role). */
+/* Gives back a tail [s, e) just taken with fl_batch_steal_tail or
+ * fl_batch_cut, before anyone ran it. Only the thief, and only while it
+ * alone may change the batch's end (the dispatcher role). */
 void fl_batch_steal_undo(struct fl_batch *b, size_t s, size_t e);
 
 /*

@@ -569,6 +569,7 @@ static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
         stat_time(&st->detection_us_last, &st->detection_us_max,
                   &st->detection_us_total, us);
     }
+    uint64_t t0 = fl_now_ns();
     struct fl_batch *b, *next;
     CK_LIST_FOREACH_SAFE (b, &tm->scheduled, sched_link, next) {
         /* A twin elsewhere still covers the range. */
@@ -576,7 +577,7 @@ static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
             redispatch(rt, b, tm, at);
         fence(rt, b);
     }
-    fl_stat_add(&st->fencing_ns_total, fl_now_ns() - now);
+    fl_stat_add(&st->fencing_ns_total, fl_now_ns() - t0);
     schedule_restart(rt, tm, now);
     fl_tm_wake(tm); /* frozen workers leave their (fenced) batches */
 }
@@ -720,6 +721,44 @@ static struct fl_tm *idle_tm(struct fleet_runtime *rt,
  * no longer help) that ran longer than 1.5x the median and the floor, on a
  * SLOW TaskManager. Only there: a long batch elsewhere is long work, and a
  * second attempt would run parallel_for items twice with nothing failed. */
+/* A batch commits as a whole, so a failure loses everything its
+ * TaskManager ran of it. Batches that have run longer than half the
+ * heartbeat timeout are cut where their threads have got to: the claimed
+ * part commits once its chunks end, the rest goes on as a new batch on the
+ * same TaskManager. A failure then loses at most the uncommitted cut part
+ * and its successor's progress: about a timeout's work per thread. */
+static void cut_long(struct fleet_runtime *rt, uint64_t now)
+{
+    uint64_t age = (uint64_t)rt->cfg.heartbeat_timeout_us * 500u;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (!atomic_load_explicit(&tm->live, memory_order_relaxed))
+            continue;
+        struct fl_batch *b, *next;
+        CK_LIST_FOREACH_SAFE (b, &tm->scheduled, sched_link, next) {
+            if (fl_ring_size(&tm->ring) >= fl_ring_capacity(&tm->ring))
+                break;
+            size_t s, e;
+            if (b->twin != NULL || now - b->t_dispatch <= age ||
+                !fl_batch_cut(b, b->job->grain ? b->job->grain : 1, &s, &e))
+                continue;
+            struct fl_batch *nb =
+                make_batch(tm, b->job, s, e, 2, b->attempt, b->origin);
+            if (nb == NULL) {
+                fl_batch_steal_undo(b, s, e);
+                continue;
+            }
+            tm->load -= e - s; /* counted again for nb */
+            b->end = s;
+            b->cut = true;
+            hand_to(tm, nb);
+            fl_stat_add(&rt->stats.cut, 1);
+            if (fl_batch_done(b, e - s))
+                fl_post(rt, b);
+        }
+    }
+}
+
 static void speculate(struct fleet_runtime *rt, uint64_t now)
 {
     if (!rt->cfg.speculation)
@@ -739,7 +778,8 @@ static void speculate(struct fleet_runtime *rt, uint64_t now)
             continue;
         struct fl_batch *b;
         CK_LIST_FOREACH (b, &tm->scheduled, sched_link) {
-            if (b->twin != NULL || b->speculative ||
+            /* A cut batch is old but has only its last chunks to run. */
+            if (b->twin != NULL || b->speculative || b->cut ||
                 now - b->t_dispatch <= limit || fl_batch_unclaimed(b) != 0)
                 continue;
             struct fl_tm *to = idle_tm(rt, tm);
@@ -779,6 +819,7 @@ static void monitor(struct fleet_runtime *rt)
             declare_failed(rt, tm, now);
     }
     chaos(rt, now);
+    cut_long(rt, now);
     speculate(rt, now);
 }
 

@@ -471,6 +471,7 @@ int fleet_failure_stats(const fleet_runtime_t *rt, fleet_failure_stats_t *out)
     out->recovery_us_max = GET(st->recovery_us_max);
     out->recovery_us_total = GET(st->recovery_us_total);
     out->fencing_ns_total = GET(st->fencing_ns_total);
+    out->batches_cut = GET(st->cut);
     out->task_managers_live = GET(rt->tms_live);
 #undef GET
     return 0;

@@ -25,7 +25,7 @@ struct fl_stats {
     _Atomic uint64_t redispatched, fenced, spec_launched, spec_won;
     _Atomic uint64_t restarts, cancelled;
     _Atomic uint64_t recoveries, recovery_us_last, recovery_us_max;
-    _Atomic uint64_t recovery_us_total, fencing_ns_total;
+    _Atomic uint64_t recovery_us_total, fencing_ns_total, cut;
 };
 
 static inline void fl_stat_add(_Atomic uint64_t *c, uint64_t n)

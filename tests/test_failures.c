@@ -369,6 +369,49 @@ static void test_crash_mid_job(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/* A crash late in a long job loses about a timeout's work per thread, not
+ * all the crashed TaskManager ran of its (large) batch: long batches are
+ * cut. The job is sized by a failure-free run in the same build. */
+static void test_late_crash_loses_little(void **state)
+{
+    (void)state;
+    fleet_config_t c = ft_config(2);
+    fleet_runtime_t *rt = make(&c);
+    size_t n = 1000000;
+    struct hits h = {n, calloc(8000000, sizeof(unsigned))};
+    assert_non_null(h.count);
+    uint64_t t0 = now_ms();
+    assert_int_equal(fleet_parallel_for(rt, hit, &h, 0, n), 0);
+    uint64_t ms = now_ms() - t0 + 1;
+    /* About 200 ms: many timeouts long. */
+    n = n * 200 / ms;
+    n = n < 100000 ? 100000 : n > 8000000 ? 8000000 : n;
+    h.n = n;
+    memset((void *)h.count, 0, n * sizeof(unsigned));
+    uint64_t expect_ms = ms * n / 1000000;
+    struct injection in = {rt, 1, FLEET_FAIL_CRASH, (unsigned)(expect_ms / 2),
+                           -1, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, inject, &in), 0);
+    assert_int_equal(fleet_parallel_for(rt, hit, &h, 0, n), 0);
+    pthread_join(th, NULL);
+    assert_int_equal(in.err, 0);
+    size_t extra = check_hits(&h);
+    fleet_failure_stats_t s = stats(rt);
+    print_message("late crash: %zu items (%.1f%%) ran twice, %llu batches "
+                  "cut, job %zu items, crash at %llu ms\n",
+                  extra, 100.0 * (double)extra / (double)n,
+                  (unsigned long long)s.batches_cut, n,
+                  (unsigned long long)(expect_ms / 2));
+    assert_int_equal(s.detected[FLEET_FAIL_CRASH], 1);
+    assert_true(s.batches_cut >= 1);
+    /* Uncut, the crashed pool's batch (a third to a half of the job) would
+     * lose half of what it ran: 1/6 to 1/4 of n. */
+    assert_true(extra <= n / 10);
+    free((void *)h.count);
+    fleet_runtime_destroy(rt);
+}
+
 /* Detection within about timeout + interval: measured with slack for a
  * loaded machine (the exact figure is the perf suite's). */
 static void test_detection_latency(void **state)
@@ -710,6 +753,7 @@ int main(void)
         cmocka_unit_test(test_config_and_errors),
         cmocka_unit_test(test_crash_before_job),
         cmocka_unit_test(test_crash_mid_job),
+        cmocka_unit_test(test_late_crash_loses_little),
         cmocka_unit_test(test_detection_latency),
         cmocka_unit_test(test_short_hang),
         cmocka_unit_test(test_long_hang),
