@@ -193,8 +193,12 @@ FLEET_API void fleet_job_release(fleet_job_t *job);
 
 /* fleet_submit + fleet_job_wait + fleet_job_release. Same errors as
  * those. Each item runs at least once; more than once only when an attempt
- * was fenced after a failure. Thread-safety: any thread, also from inside a
- * task body (the waiting worker runs pending work meanwhile). */
+ * was fenced after a failure. A job whose items earlier runs of the same
+ * fn and ctx showed to be so cheap that all of it costs less than a
+ * hand-off to a worker (about 2 us) runs on the calling thread (giving the
+ * rest to the workers if it turns out slower). Thread-safety: any thread,
+ * also from inside a task body (the waiting worker runs pending work
+ * meanwhile). */
 FLEET_API int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn,
                                  void *ctx, size_t begin, size_t end);
 
@@ -215,7 +219,9 @@ typedef struct fleet_reducer {
 /*
  * Reduces [begin, end) into *result (r->size bytes): result is init()ed,
  * then every batch's partial is combined into it exactly once, whatever
- * fails (partials of fenced attempts are discarded). Returns 0, -EINVAL
+ * fails (partials of fenced attempts are discarded). A tiny job may run on
+ * the caller as one batch, as in fleet_parallel_for (partials up to 64
+ * bytes). Returns 0, -EINVAL
  * (NULL rt/r/result, a NULL callback, size 0, begin > end), -ENOMEM,
  * -ESHUTDOWN or -ECANCELED. On error *result is left untouched.
  * Thread-safety: as fleet_parallel_for.

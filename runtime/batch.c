@@ -34,6 +34,7 @@ void fl_batch_init(struct fl_batch *b, struct fleet_job *job, size_t begin,
     atomic_init(&b->refs, refs);
     atomic_init(&b->posted, false);
     atomic_init(&b->fenced, false);
+    atomic_init(&b->busy_ns, 0);
     b->attempt = 0;
     b->origin = 0;
     b->speculative = false;

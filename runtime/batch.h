@@ -55,6 +55,7 @@ struct fl_batch {
     _Atomic unsigned refs;              /* dispatcher + ring references */
     _Atomic bool posted;                /* remaining reached zero */
     _Atomic bool fenced;                /* this attempt's work is discarded */
+    _Atomic uint64_t busy_ns;           /* thread time spent in it so far */
 
     /* Fixed from fl_batch_init to the last reference. */
     alignas(64) struct fleet_job *job;

@@ -218,6 +218,9 @@ static void commit(struct fleet_runtime *rt, struct fl_batch *b)
     }
     uint64_t now = fl_now_ns();
     record_duration(&rt->disp, now - b->t_dispatch);
+    /* relaxed: fl_batch_done's acq_rel ordered every visitor's add. */
+    fl_cost_put(&rt->costs, job->cost_key, b->end - b->begin,
+                atomic_load_explicit(&b->busy_ns, memory_order_relaxed));
     if (b->origin != 0) {
         /* A range lost by a failure: recovered once all of it commits. */
         struct fl_tm *o = &rt->tms[b->origin - 1];

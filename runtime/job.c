@@ -30,6 +30,8 @@ int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
     job->begin = begin;
     job->end = end;
     job->grain = grain;
+    job->cost_key = fl_cost_key(
+        red != NULL ? (const void *)red->fold : (const void *)fn, ctx);
     atomic_init(&job->done, false);
     fl_event_init(&job->done_ev);
     atomic_init(&job->refs, 2);

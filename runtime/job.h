@@ -22,6 +22,7 @@
 #include <stddef.h>
 
 #include "batch.h"
+#include "cost.h"
 #include "fleet.h"
 #include "pending.h"
 #include "wait.h"
@@ -39,6 +40,7 @@ struct fleet_job {
     void *acc; /* reduce: every committed partial is combined here */
     size_t begin, end;
     size_t grain;
+    uint64_t cost_key; /* its items' entry in the runtime's cost table */
 
     _Atomic bool done; /* settled; `status` is final */
     int status;        /* 0 or -ECANCELED */

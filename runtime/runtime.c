@@ -165,6 +165,8 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
     atomic_init(&rt->dead, false);
     atomic_init(&rt->tms_live, c.task_managers);
     memset(&rt->stats, 0, sizeof(rt->stats));
+    fl_cost_init(&rt->costs);
+    atomic_init(&rt->inlined, 0);
     atomic_init(&rt->closing, false);
     atomic_init(&rt->stop, false);
     fl_event_init(&rt->idle);
@@ -251,6 +253,10 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
     if (self == NULL &&
         atomic_load_explicit(&rt->closing, memory_order_seq_cst))
         return -ESHUTDOWN;
+    /* Nothing will run it until a manual recover (a job accepted just
+     * before is cancelled by the dispatcher instead). */
+    if (atomic_load_explicit(&rt->dead, memory_order_acquire))
+        return -ECANCELED;
 
     size_t n = end - begin;
     size_t grain =
@@ -394,11 +400,71 @@ void fleet_job_release(fleet_job_t *job)
         fl_job_unref(job);
 }
 
+/* --- blocking calls ----------------------------------------------------
+ *
+ * A blocking job whose items the cost table knows to be so cheap that all
+ * of it costs less than a hand-off (FL_INLINE_NS) runs on its caller at
+ * once: no PENDING, no batch, no worker. It runs in chunks and gives up
+ * after twice that budget (the items cost more than learned: another
+ * context behind the same pointer, say); what is left then goes the
+ * normal way. Calls the normal path would refuse are not run here.
+ */
+
+static bool inline_worth(struct fleet_runtime *rt, uint64_t key, size_t begin,
+                         size_t end, uint32_t *ps)
+{
+    if (rt == NULL || begin >= end)
+        return false;
+    *ps = fl_cost_get(&rt->costs, key);
+    if (*ps == 0 || end - begin >= (uint64_t)FL_INLINE_NS * 1000u / *ps)
+        return false;
+    if (atomic_load_explicit(&rt->dead, memory_order_acquire))
+        return false; /* the normal path reports -ECANCELED */
+    return fl_self(rt) != NULL ||
+           !atomic_load_explicit(&rt->closing, memory_order_seq_cst);
+}
+
+/* Runs [begin, end) here, folding into `partial` for a reduction, in
+ * chunks that start at an eighth of the budget by the estimate and double,
+ * so a wrong estimate costs little before it shows; returns where it
+ * stopped, having taught the cost table what it saw. */
+static size_t run_here(struct fleet_runtime *rt, uint64_t key,
+                       fleet_range_fn fn, const fleet_reducer_t *red, void *ctx,
+                       size_t begin, size_t end, void *partial, uint32_t ps)
+{
+    size_t chunk = (size_t)FL_INLINE_NS * 1000u / 8 / ps;
+    if (chunk == 0)
+        chunk = 1;
+    uint64_t t0 = fl_now_ns(), t = t0;
+    size_t at = begin;
+    while (at < end && t - t0 <= 2 * (uint64_t)FL_INLINE_NS) {
+        size_t e = end - at > chunk ? at + chunk : end;
+        if (red != NULL)
+            red->fold(ctx, at, e, partial);
+        else
+            fn(ctx, at, e);
+        at = e;
+        chunk *= 2;
+        t = fl_now_ns();
+    }
+    fl_cost_put(&rt->costs, key, at - begin, t - t0);
+    if (at == end)
+        atomic_fetch_add_explicit(&rt->inlined, 1, memory_order_relaxed);
+    return at;
+}
+
 int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
                        size_t begin, size_t end)
 {
     if (fn == NULL)
         return -EINVAL;
+    uint64_t key = fl_cost_key((const void *)fn, ctx);
+    uint32_t ps;
+    if (inline_worth(rt, key, begin, end, &ps)) {
+        begin = run_here(rt, key, fn, NULL, ctx, begin, end, NULL, ps);
+        if (begin == end)
+            return 0;
+    }
     struct fleet_job local, *job;
     int err = submit(rt, fn, NULL, ctx, begin, end, &local, &job);
     if (err != 0)
@@ -413,13 +479,37 @@ int fleet_parallel_reduce(fleet_runtime_t *rt, const fleet_reducer_t *r,
 {
     if (r == NULL || result == NULL)
         return -EINVAL;
+    /* The inline path keeps two partials on the stack; larger ones go the
+     * normal way. */
+    alignas(16) unsigned char acc[FL_JOB_ACC_INLINE];
+    alignas(16) unsigned char part[FL_JOB_ACC_INLINE];
+    size_t from = begin;
+    uint32_t ps;
+    uint64_t key = fl_cost_key((const void *)(r->fold), ctx);
+    bool here = r->size <= sizeof(part) && r->init != NULL && r->fold != NULL &&
+                r->combine != NULL && inline_worth(rt, key, begin, end, &ps);
+    if (here) {
+        /* As one batch would: its partial combined into an init()ed
+         * accumulator. */
+        r->init(ctx, acc);
+        r->init(ctx, part);
+        from = run_here(rt, key, NULL, r, ctx, begin, end, part, ps);
+        r->combine(ctx, acc, part);
+        if (from == end) {
+            memcpy(result, acc, r->size);
+            return 0;
+        }
+    }
     struct fleet_job local, *job;
-    int err = submit(rt, NULL, r, ctx, begin, end, &local, &job);
+    int err = submit(rt, NULL, r, ctx, from, end, &local, &job);
     if (err != 0)
         return err;
     err = fleet_job_wait(job);
-    if (err == 0)
-        memcpy(result, job->acc, r->size);
+    if (err == 0) {
+        if (here)
+            r->combine(ctx, acc, job->acc);
+        memcpy(result, here ? (const void *)acc : job->acc, r->size);
+    }
     fl_job_settle(job);
     return err;
 }

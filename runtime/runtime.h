@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "fleet.h"
+#include "cost.h"
 #include "dispatcher.h"
 #include "taskmanager.h"
 #include "wait.h"
@@ -58,7 +59,9 @@ struct fleet_runtime {
     _Atomic bool dead; /* no TaskManager live, none to restart */
     _Atomic unsigned tms_live;
     struct fl_stats stats;
-    _Atomic bool stop; /* threads exit */
+    struct fl_cost_table costs; /* what items cost, per function + context */
+    _Atomic uint64_t inlined;   /* blocking jobs run wholly on their caller */
+    _Atomic bool stop;          /* threads exit */
 };
 
 /* The calling thread's worker if it is one of rt's, else NULL. */

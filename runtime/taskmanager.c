@@ -315,7 +315,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
 {
     struct fleet_job *job = b->job;
     size_t ran = 0;
-    uint64_t t = fl_now_ns();
+    uint64_t t = fl_now_ns(), t_first = t;
     atomic_fetch_add_explicit(&b->visitors, 1, memory_order_relaxed);
     if (!job->reduce) {
         do {
@@ -350,6 +350,8 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
             fl_free(rt->tms[b->tm].arena, local);
     }
 leave:
+    atomic_fetch_add_explicit(&b->busy_ns, fl_now_ns() - t_first,
+                              memory_order_relaxed);
     atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
     if (fl_batch_done(b, ran))
         fl_post(rt, b);

@@ -574,6 +574,7 @@ static void test_cancel_when_none_left(void **state)
     assert_int_equal(stats(rt).task_managers_live, 0);
     assert_int_equal(fleet_job_wait(job), -ECANCELED);
     fleet_job_release(job);
+    assert_int_equal(fleet_submit(rt, hit, &h, 0, h.n, &job), -ECANCELED);
     uint64_t got = 0;
     assert_int_equal(fleet_parallel_reduce(rt, &summer, NULL, 0, 10, &got),
                      -ECANCELED);
