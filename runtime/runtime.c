@@ -486,8 +486,9 @@ int fleet_parallel_reduce(fleet_runtime_t *rt, const fleet_reducer_t *r,
     size_t from = begin;
     uint32_t ps;
     uint64_t key = fl_cost_key((const void *)(r->fold), ctx);
-    bool here = r->size <= sizeof(part) && r->init != NULL && r->fold != NULL &&
-                r->combine != NULL && inline_worth(rt, key, begin, end, &ps);
+    bool here = r->size != 0 && r->size <= sizeof(part) && r->init != NULL &&
+                r->fold != NULL && r->combine != NULL &&
+                inline_worth(rt, key, begin, end, &ps);
     if (here) {
         /* As one batch would: its partial combined into an init()ed
          * accumulator. */

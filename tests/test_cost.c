@@ -222,6 +222,20 @@ static void test_inline_reduce(void **state)
     memcpy(&first, out, sizeof(first));
     assert_true(first == want_short);
     assert_int_equal(atomic_load(&rt->inlined), 1);
+
+    /* Known-tiny, but invalid: refused as always. */
+    prime(rt, (const void *)sum_fold, &w, 10000);
+    fleet_reducer_t bad = summer;
+    bad.size = 0;
+    assert_int_equal(fleet_parallel_reduce(rt, &bad, &w, 0, SHORT, &got),
+                     -EINVAL);
+    bad = summer;
+    bad.combine = NULL;
+    assert_int_equal(fleet_parallel_reduce(rt, &bad, &w, 0, SHORT, &got),
+                     -EINVAL);
+    assert_int_equal(fleet_parallel_reduce(rt, &summer, &w, SHORT, 0, &got),
+                     -EINVAL);
+    assert_int_equal(atomic_load(&rt->inlined), 1);
     fleet_runtime_destroy(rt);
 }
 
