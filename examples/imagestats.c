@@ -8,9 +8,11 @@
  * for bin.
  *
  * usage: imagestats [--size N] [--task-managers N] [--workers N] [--runs N]
+ *                   [--metrics]
  */
 #define _POSIX_C_SOURCE 200809L
 #include <fleet.h>
+#include <fleet/metrics.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,14 +116,16 @@ static void stats_combine(void *ctx, void *into, const void *p)
 
 static int usage(const char *argv0)
 {
-    fprintf(stderr,
-            "usage: %s [--size N] [--task-managers N] [--workers N] "
-            "[--runs N]\n"
-            "  --size N           image is N x N pixels (default 4096)\n"
-            "  --task-managers N  worker pools (default 2)\n"
-            "  --workers N        threads per pool (default: CPUs / pools)\n"
-            "  --runs N           timed repetitions, best kept (default 3)\n",
-            argv0);
+    fprintf(
+        stderr,
+        "usage: %s [--size N] [--task-managers N] [--workers N] "
+        "[--runs N] [--metrics]\n"
+        "  --size N           image is N x N pixels (default 4096)\n"
+        "  --task-managers N  worker pools (default 2)\n"
+        "  --workers N        threads per pool (default: CPUs / pools)\n"
+        "  --runs N           timed repetitions, best kept (default 3)\n"
+        "  --metrics          print the runtime's metrics as JSON at exit\n",
+        argv0);
     return 2;
 }
 
@@ -138,8 +142,13 @@ static int parse_size(const char *s, size_t max, size_t *out)
 int main(int argc, char **argv)
 {
     size_t n = 4096, runs = 3, tms = 2, workers = 0;
+    bool metrics = false;
     for (int i = 1; i < argc; i++) {
         size_t *dst = NULL, max = 0;
+        if (strcmp(argv[i], "--metrics") == 0) {
+            metrics = true;
+            continue;
+        }
         if (strcmp(argv[i], "--size") == 0)
             dst = &n, max = 1 << 15;
         else if (strcmp(argv[i], "--task-managers") == 0)
@@ -227,6 +236,9 @@ int main(int argc, char **argv)
     free(im.in);
     free(im.out);
     free(serial_out);
+    int merr = metrics ? fleet_metrics_write_json(rt, stdout) : 0;
     fleet_runtime_destroy(rt);
-    return same ? 0 : 1;
+    if (merr != 0)
+        fprintf(stderr, "imagestats: metrics: %s\n", fleet_strerror(merr));
+    return same && merr == 0 ? 0 : 1;
 }

@@ -74,6 +74,7 @@ struct fl_batch {
     bool cut;              /* its unclaimed rest went to another batch */
     struct fl_batch *twin; /* the other attempt racing this one */
     uint64_t t_dispatch;   /* when it was handed out, ns */
+    uint64_t t_posted;     /* when it was posted, ns (by the poster) */
     /* SCHEDULED list of its TM; once fenced, the dispatcher's graveyard. */
     CK_LIST_ENTRY(fl_batch) sched_link;
     CK_LIST_ENTRY(fl_batch) job_link; /* live batches of its job */

@@ -69,6 +69,11 @@ static void schedule(struct fl_tm *tm, struct fl_batch *b)
     CK_LIST_INSERT_HEAD(&tm->scheduled, b, sched_link);
     CK_LIST_INSERT_HEAD(&b->job->live, b, job_link);
     tm->load += b->end - b->begin;
+    struct fl_metrics *m = &tm->rt->metrics;
+    fl_count1(&m->sched_len, 1);
+    uint64_t len = atomic_load_explicit(&m->sched_len, memory_order_relaxed);
+    if (len > atomic_load_explicit(&m->sched_hwm, memory_order_relaxed))
+        atomic_store_explicit(&m->sched_hwm, len, memory_order_relaxed);
 }
 
 static void unschedule(struct fl_tm *tm, struct fl_batch *b)
@@ -76,6 +81,7 @@ static void unschedule(struct fl_tm *tm, struct fl_batch *b)
     CK_LIST_REMOVE(b, sched_link);
     CK_LIST_REMOVE(b, job_link);
     tm->load -= b->end - b->begin;
+    fl_count1(&tm->rt->metrics.sched_len, (uint64_t)-1);
 }
 
 /* --- settling, fencing, commits (role only) ---------------------------- */
@@ -86,6 +92,7 @@ static void maybe_settle(struct fleet_runtime *rt, struct fleet_job *job)
 {
     if (!job->complete || job->fenced_live != 0)
         return;
+    fl_count1(&rt->metrics.jobs_completed, 1);
     fl_job_finish(job, job->status);
     /* With the seq_cst increment of tm_waiters in a nested wait: either
      * that waiter sees `done`, or we see it and wake its pool. */
@@ -218,6 +225,11 @@ static void commit(struct fleet_runtime *rt, struct fl_batch *b)
     }
     uint64_t now = fl_now_ns();
     record_duration(&rt->disp, now - b->t_dispatch);
+    struct fl_metrics *m = &rt->metrics;
+    fl_hist_add1(&m->sched_time, now - b->t_dispatch);
+    fl_hist_add1(&m->comp_wait, now > b->t_posted ? now - b->t_posted : 0);
+    fl_count1(&tm->counters.batches_out, 1);
+    fl_count1(&tm->counters.items_out, b->end - b->begin);
     /* relaxed: fl_batch_done's acq_rel ordered every visitor's add. */
     fl_cost_put(&rt->costs, job->cost_key, b->end - b->begin,
                 atomic_load_explicit(&b->busy_ns, memory_order_relaxed));
@@ -328,6 +340,17 @@ static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
             return NULL;
     }
     fl_batch_init(nb, job, b, e, tm->index, job->grain, refs);
+    struct fl_metrics *m = &tm->rt->metrics;
+    fl_count1(&m->batches_split, 1);
+    /* Halvings from the job's range to this batch: log2(job / batch). */
+    uint64_t depth = 0;
+    for (size_t n = e - b; n < job->end - job->begin && depth < 64; n *= 2)
+        depth++;
+    fl_count1(&m->depth_sum, depth);
+    if (depth > atomic_load_explicit(&m->depth_max, memory_order_relaxed))
+        atomic_store_explicit(&m->depth_max, depth, memory_order_relaxed);
+    fl_count1(&tm->counters.batches_in, 1);
+    fl_count1(&tm->counters.items_in, e - b);
     nb->attempt = attempt;
     nb->origin = origin;
     nb->t_dispatch = fl_now_ns();
@@ -341,6 +364,11 @@ static void hand_to(struct fl_tm *tm, struct fl_batch *b)
      * producer. */
     bool ok = fl_ring_enqueue(&tm->ring, b);
     (void)ok;
+    uint64_t len = fl_ring_size(&tm->ring);
+    if (len >
+        atomic_load_explicit(&tm->counters.ring_hwm, memory_order_relaxed))
+        atomic_store_explicit(&tm->counters.ring_hwm, len,
+                              memory_order_relaxed);
     fl_tm_wake(tm);
 }
 
@@ -479,6 +507,7 @@ static bool balance(struct fleet_runtime *rt, bool tick)
         }
         struct fl_tm *vtm = &rt->tms[v->tm];
         vtm->load -= e - s;
+        fl_count1(&vtm->counters.items_in, (uint64_t)0 - (e - s));
         v->end = s;
         hand_to(tm, nb);
         if (fl_batch_done(v, e - s))
@@ -752,6 +781,7 @@ static void cut_long(struct fleet_runtime *rt, uint64_t now)
                 continue;
             }
             tm->load -= e - s; /* counted again for nb */
+            fl_count1(&tm->counters.items_in, (uint64_t)0 - (e - s));
             b->end = s;
             b->cut = true;
             hand_to(tm, nb);
@@ -956,14 +986,23 @@ void fl_dispatch(struct fleet_runtime *rt)
 
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
 {
+    b->t_posted = fl_now_ns();
     /* seq_cst: see fl_tm_running_add(). */
     atomic_store_explicit(&b->posted, true, memory_order_seq_cst);
     fl_tm_running_remove(&rt->tms[b->tm], b);
-    while (!fl_ring_enqueue(&rt->disp.completions, b)) {
-        /* Full: whoever holds the role is draining it. */
-        fl_dispatch(rt);
-        sched_yield();
+    if (!fl_ring_enqueue(&rt->disp.completions, b)) {
+        /* Full: whoever holds the role is draining it. A worker counts
+         * the wait as back-pressure. */
+        uint64_t t0 = fl_now_ns();
+        do {
+            fl_dispatch(rt);
+            sched_yield();
+        } while (!fl_ring_enqueue(&rt->disp.completions, b));
+        struct fl_worker *self = fl_self(rt);
+        if (self != NULL)
+            fl_count1(&self->m.bp_ns, fl_now_ns() - t0);
     }
+    fl_max_raise(&rt->metrics.comp_hwm, fl_ring_size(&rt->disp.completions));
     fl_dispatch(rt);
 }
 

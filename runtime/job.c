@@ -37,6 +37,7 @@ int fl_job_init(struct fleet_job *job, struct fleet_runtime *rt,
     atomic_init(&job->refs, 2);
     atomic_init(&job->tm_waiters, 0);
     atomic_init(&job->caller_asleep, false);
+    atomic_init(&job->started, false);
     job->root.job = job;
     job->root.begin = begin;
     job->root.end = end;

@@ -40,7 +40,9 @@ struct fleet_job {
     void *acc; /* reduce: every committed partial is combined here */
     size_t begin, end;
     size_t grain;
-    uint64_t cost_key; /* its items' entry in the runtime's cost table */
+    uint64_t cost_key;    /* its items' entry in the runtime's cost table */
+    uint64_t t_submit;    /* ns, for the dispatch latency */
+    _Atomic bool started; /* a thread ran its first chunk */
 
     _Atomic bool done; /* settled; `status` is final */
     int status;        /* 0 or -ECANCELED */

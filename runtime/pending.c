@@ -3,9 +3,25 @@
  */
 #include "pending.h"
 
+#include <string.h>
+
+/* Counts an entry in: the length it leaves is a high-water candidate. */
+static void counted_in(struct fl_pending_queue *q)
+{
+    uint64_t in =
+        atomic_fetch_add_explicit(&q->pushed, 1, memory_order_relaxed) + 1;
+    uint64_t out = atomic_load_explicit(&q->popped, memory_order_relaxed);
+    if (in > out)
+        fl_max_raise(&q->hwm, in - out);
+}
+
 int fl_pending_init(struct fl_pending_queue *q, unsigned capacity)
 {
     fl_event_init(&q->space);
+    atomic_init(&q->pushed, 0);
+    atomic_init(&q->hwm, 0);
+    atomic_init(&q->popped, 0);
+    memset(&q->wait, 0, sizeof(q->wait));
     q->backlog = q->backlog_tail = NULL;
     return fl_ring_init(&q->ring, capacity, FL_RING_MP | FL_RING_MC);
 }
@@ -17,17 +33,33 @@ void fl_pending_fini(struct fl_pending_queue *q)
 
 bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p)
 {
-    return fl_ring_enqueue(&q->ring, p);
+    p->t_in = fl_now_ns();
+    if (!fl_ring_enqueue(&q->ring, p))
+        return false;
+    counted_in(q);
+    return true;
 }
 
 void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p)
 {
     p->next = NULL;
+    p->t_in = fl_now_ns();
+    counted_in(q);
     if (q->backlog_tail != NULL)
         q->backlog_tail->next = p;
     else
         q->backlog = p;
     q->backlog_tail = p;
+}
+
+/* Counts p out (role only: the single writer of popped and wait). */
+static struct fl_pending *counted_out(struct fl_pending_queue *q,
+                                      struct fl_pending *p)
+{
+    uint64_t now = fl_now_ns();
+    fl_hist_add1(&q->wait, now > p->t_in ? now - p->t_in : 0);
+    fl_count1(&q->popped, 1);
+    return p;
 }
 
 struct fl_pending *fl_pending_pop(struct fl_pending_queue *q)
@@ -37,13 +69,13 @@ struct fl_pending *fl_pending_pop(struct fl_pending_queue *q)
         q->backlog = p->next;
         if (q->backlog == NULL)
             q->backlog_tail = NULL;
-        return p;
+        return counted_out(q, p);
     }
     void *v;
     if (!fl_ring_dequeue(&q->ring, &v))
         return NULL;
     fl_event_signal(&q->space);
-    return v;
+    return counted_out(q, v);
 }
 
 bool fl_pending_ring_nonempty(const struct fl_pending_queue *q)

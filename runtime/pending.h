@@ -15,6 +15,11 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "metrics.h"
 #include "ring.h"
 #include "wait.h"
 
@@ -25,6 +30,7 @@ struct fleet_job;
 struct fl_pending {
     struct fleet_job *job;
     size_t begin, end;
+    uint64_t t_in;    /* pushed, ns */
     unsigned attempt; /* of the batches made from it */
     unsigned origin;  /* 1 + the TaskManager whose failure lost it; 0: none */
     struct fl_pending *next; /* backlog link */
@@ -33,6 +39,10 @@ struct fl_pending {
 struct fl_pending_queue {
     struct fl_ring ring;
     struct fl_event space; /* signalled whenever the ring gives up an entry */
+    /* Metrics: any thread pushes, the role pops. */
+    alignas(64) _Atomic uint64_t pushed, hwm;
+    alignas(64) _Atomic uint64_t popped;
+    struct fl_hist wait; /* push to pop */
     /* Dispatcher role only. */
     struct fl_pending *backlog, *backlog_tail;
 };

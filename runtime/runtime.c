@@ -110,8 +110,10 @@ static int config_check(const fleet_config_t *c)
 
 /* Stops and joins every thread started, frees everything made. */
 static void teardown(struct fleet_runtime *rt, unsigned tms_made,
-                     bool disp_made)
+                     bool disp_made, bool metrics_made)
 {
+    if (metrics_made)
+        (void)fleet_metrics_reporter_stop(rt);
     atomic_store_explicit(&rt->stop, true, memory_order_release);
     for (unsigned i = 0; i < tms_made; i++)
         fl_tm_wake(&rt->tms[i]);
@@ -126,6 +128,8 @@ static void teardown(struct fleet_runtime *rt, unsigned tms_made,
     if (disp_made)
         fl_dispatcher_fini(&rt->disp);
     fl_free(FL_ARENA_DEFAULT, rt->tms);
+    if (metrics_made)
+        fl_metrics_fini(rt);
     if (rt->self_key_made)
         pthread_key_delete(rt->self);
     if (rt->depth_key_made)
@@ -173,6 +177,11 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
 
     unsigned tms_made = 0;
     bool disp_made = false;
+    err = fl_metrics_init(rt);
+    if (err != 0) {
+        fl_free(FL_ARENA_DEFAULT, rt);
+        return err;
+    }
     err = -pthread_key_create(&rt->self, NULL);
     rt->self_key_made = err == 0;
     if (err == 0) {
@@ -206,7 +215,7 @@ int fleet_runtime_create(fleet_runtime_t **out, const fleet_config_t *cfg)
     for (unsigned i = 0; err == 0 && i < rt->ntm; i++)
         err = fl_tm_start(&rt->tms[i]);
     if (err != 0) {
-        teardown(rt, tms_made, disp_made);
+        teardown(rt, tms_made, disp_made, true);
         return err;
     }
     *out = rt;
@@ -232,7 +241,7 @@ void fleet_runtime_destroy(fleet_runtime_t *rt)
             break;
         fl_event_wait(&rt->idle, seen, 0);
     }
-    teardown(rt, rt->ntm, true);
+    teardown(rt, rt->ntm, true, true);
 }
 
 /* `local`: the job lives there, not on the heap, and the caller waits for
@@ -277,11 +286,18 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
         return 0;
     }
     job->caller_share = local != NULL;
+    job->t_submit = fl_now_ns();
+    /* Before the push: counted submitted before it can be completed. */
+    atomic_fetch_add_explicit(&rt->metrics.jobs_submitted, 1,
+                              memory_order_relaxed);
     if (atomic_fetch_add_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 0)
         fl_dispatcher_kick(rt); /* it may have parked */
 
     struct fl_pending_queue *q = &rt->disp.pending;
+    uint64_t t_full = 0;
     while (!fl_pending_push(q, &job->root)) {
+        if (t_full == 0)
+            t_full = fl_now_ns();
         /* Back-pressure: PENDING is full until the dispatcher hands some
          * of it to a TaskManager. A worker helps meanwhile: a full PENDING
          * always holds work it can take, so it never needs to sleep. */
@@ -296,6 +312,8 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
             break;
         fl_event_wait(&q->space, seen, 0);
     }
+    if (t_full != 0 && self != NULL) /* a worker held up: back-pressure */
+        fl_count1(&self->m.bp_ns, fl_now_ns() - t_full);
     fl_dispatch(rt);
     *out = job;
     return 0;

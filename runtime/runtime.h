@@ -15,6 +15,7 @@
 #include "fleet.h"
 #include "cost.h"
 #include "dispatcher.h"
+#include "metrics.h"
 #include "taskmanager.h"
 #include "wait.h"
 
@@ -61,7 +62,8 @@ struct fleet_runtime {
     struct fl_stats stats;
     struct fl_cost_table costs; /* what items cost, per function + context */
     _Atomic uint64_t inlined;   /* blocking jobs run wholly on their caller */
-    _Atomic bool stop;          /* threads exit */
+    struct fl_metrics metrics;
+    _Atomic bool stop; /* threads exit */
 };
 
 /* The calling thread's worker if it is one of rt's, else NULL. */

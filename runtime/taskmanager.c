@@ -42,7 +42,9 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
     if (err == 0)
         err = fl_ring_init(&tm->ring, ring_capacity, FL_RING_SP | FL_RING_MC);
     if (err == 0) {
-        tm->workers = fl_calloc(tm->arena, nworkers, sizeof(*tm->workers));
+        /* Aligned: each worker's counters keep to their own lines. */
+        tm->workers =
+            fl_alloc_aligned(tm->arena, 64, nworkers * sizeof(*tm->workers));
         if (tm->workers == NULL)
             err = -ENOMEM;
     }
@@ -211,6 +213,9 @@ bool fl_tm_take(struct fl_worker *self)
     if (!fl_ring_dequeue(&tm->ring, &v))
         return false;
     struct fl_batch *b = v;
+    uint64_t now = fl_now_ns();
+    fl_hist_add1(&self->m.ring_wait,
+                 now > b->t_dispatch ? now - b->t_dispatch : 0);
     size_t s, e;
     if (!fl_batch_claim(b, fl_next_want(0, 0), false, &s, &e)) {
         /* Others ran all of it while it sat here. */
@@ -316,6 +321,15 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
     struct fleet_job *job = b->job;
     size_t ran = 0;
     uint64_t t = fl_now_ns(), t_first = t;
+    /* The job's first item: its dispatch latency, counted once. */
+    if (!atomic_load_explicit(&job->started, memory_order_relaxed) &&
+        !atomic_exchange_explicit(&job->started, true, memory_order_relaxed)) {
+        uint64_t lat = t > job->t_submit ? t - job->t_submit : 0;
+        if (self != NULL)
+            fl_hist_add1(&self->m.latency, lat);
+        else
+            fl_hist_add(&rt->metrics.latency_out, lat);
+    }
     atomic_fetch_add_explicit(&b->visitors, 1, memory_order_relaxed);
     if (!job->reduce) {
         do {
@@ -349,9 +363,11 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
         if (local != stack)
             fl_free(rt->tms[b->tm].arena, local);
     }
-leave:
-    atomic_fetch_add_explicit(&b->busy_ns, fl_now_ns() - t_first,
-                              memory_order_relaxed);
+leave:;
+    uint64_t busy = fl_now_ns() - t_first;
+    atomic_fetch_add_explicit(&b->busy_ns, busy, memory_order_relaxed);
+    if (self != NULL)
+        fl_count1(&self->m.busy_ns, busy);
     atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
     if (fl_batch_done(b, ran))
         fl_post(rt, b);

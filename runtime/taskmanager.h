@@ -31,6 +31,7 @@
 
 #include "fleet.h"
 #include "batch.h"
+#include "metrics.h"
 #include "ring.h"
 #include "wait.h"
 
@@ -44,6 +45,7 @@ struct fl_worker {
     unsigned index;
     pthread_t thread;
     bool started;
+    struct fl_wmetrics m; /* written by this worker only */
 };
 
 struct fl_tm {
@@ -79,6 +81,7 @@ struct fl_tm {
     struct fl_batch_list scheduled; /* the SCHEDULED list */
     struct fl_batch *pool;          /* committed batches for reuse */
     unsigned pooled;
+    struct fl_tm_counters counters; /* read by snapshots */
     uint64_t restart_at;  /* when to rejoin; UINT64_MAX: not scheduled */
     unsigned restarts;    /* done so far */
     unsigned backoff;     /* exponential-delay: the next delay's exponent */
