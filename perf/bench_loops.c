@@ -21,6 +21,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "loops_work.h"
+
 static double now(void)
 {
     struct timespec t;
@@ -47,23 +49,7 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* --- the work --------------------------------------------------------- */
-
-static inline uint64_t cheap(size_t i)
-{
-    uint64_t x = (uint64_t)i * 0x9e3779b97f4a7c15ull;
-    return (x ^ (x >> 29)) & 0xffff;
-}
-
-/* Cost grows with i: i / UNB_DIV rounds of a multiply chain. */
-#define UNB_DIV 2
-static inline uint64_t costly(size_t i)
-{
-    uint64_t h = i;
-    for (size_t k = 0; k < i / UNB_DIV; k++)
-        h = h * 6364136223846793005ull + 1442695040888963407ull;
-    return h >> 40;
-}
+/* --- the work: items in loops_work.h -------------------------------- */
 
 static void sum_init(void *ctx, void *p)
 {
@@ -75,31 +61,6 @@ static void sum_combine(void *ctx, void *into, const void *p)
 {
     (void)ctx;
     *(uint64_t *)into += *(const uint64_t *)p;
-}
-
-static void cheap_fold(void *ctx, size_t b, size_t e, void *p)
-{
-    (void)ctx;
-    uint64_t s = 0;
-    for (size_t i = b; i < e; i++)
-        s += cheap(i);
-    *(uint64_t *)p += s;
-}
-
-static void costly_fold(void *ctx, size_t b, size_t e, void *p)
-{
-    (void)ctx;
-    uint64_t s = 0;
-    for (size_t i = b; i < e; i++)
-        s += costly(i);
-    *(uint64_t *)p += s;
-}
-
-static void small_body(void *ctx, size_t b, size_t e)
-{
-    uint32_t *a = ctx;
-    for (size_t i = b; i < e; i++)
-        a[i] = a[i] * 1664525u + 1013904223u;
 }
 
 /* --- one measurement per implementation ------------------------------- */
@@ -165,7 +126,7 @@ static uint64_t run_small(enum impl im, fleet_runtime_t *rt, size_t n, int reps,
         } else {
 #pragma omp parallel for schedule(static)
             for (size_t i = 0; i < n; i++)
-                a[i] = a[i] * 1664525u + 1013904223u;
+                a[i] = small_item(a[i]);
         }
     }
     uint64_t s = 0;
@@ -214,18 +175,18 @@ int main(int argc, char **argv)
     struct bench benches[] = {
         {"balanced",
          {"fleet", "omp_static", NULL, "serial"},
-         quick ? 20000000u : 100000000u,
+         quick ? LOOPS_BALANCED_N_QUICK : LOOPS_BALANCED_N,
          1},
         {"unbalanced",
          {"fleet", "omp_dynamic1", "omp_guided", "serial"},
-         quick ? 12000u : 24000u,
+         quick ? LOOPS_UNBALANCED_N_QUICK : LOOPS_UNBALANCED_N,
          1},
         {"small_jobs",
          {"fleet", "omp_static", NULL, "serial"},
-         512,
-         quick ? 5000 : 20000},
+         LOOPS_SMALL_N,
+         quick ? LOOPS_SMALL_REPS_QUICK : LOOPS_SMALL_REPS},
     };
-    uint32_t *a = calloc(512, sizeof(*a));
+    uint32_t *a = calloc(LOOPS_SMALL_N, sizeof(*a));
     if (a == NULL)
         return 1;
     printf("{\"bench\":\"config\",\"threads\":%d,\"task_managers\":%u,"
@@ -240,7 +201,7 @@ int main(int argc, char **argv)
                 if (b->impl_names[im] == NULL)
                     continue;
                 if (k == 2)
-                    memset(a, 0, 512 * sizeof(*a));
+                    memset(a, 0, LOOPS_SMALL_N * sizeof(*a));
                 pause_ms(150); /* longer than fleet's dispatcher linger */
                 double t0 = now();
                 uint64_t s = k == 0   ? run_balanced(im, rt, b->n)
