@@ -38,7 +38,7 @@ struct fl_pending {
 
 struct fl_pending_queue {
     struct fl_ring ring;
-    struct fl_event space; /* signalled whenever the ring gives up an entry */
+    struct fl_event space; /* signalled when a pop leaves it half empty */
     /* Metrics: any thread pushes, the role pops. */
     alignas(64) _Atomic uint64_t pushed, hwm;
     alignas(64) _Atomic uint64_t popped;
