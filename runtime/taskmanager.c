@@ -302,15 +302,22 @@ static bool checkpoint(struct fl_worker *self, struct fl_batch *b,
 }
 
 /* The next chunk of b for a thread whose last chunk [s, e) began at *t
- * (updated), sized by fl_next_want. Workers pass their check point first. */
+ * (updated to the end of that chunk), sized by fl_next_want. Workers pass
+ * their check point first. */
 static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
                        size_t *s, size_t *e)
 {
     uint64_t now = fl_now_ns();
     uint64_t took = now - *t;
-    if (self != NULL && !checkpoint(self, b, took))
-        return false;
-    *t = self != NULL ? fl_now_ns() : now; /* a SLOW check point sleeps */
+    *t = now;
+    if (self != NULL) {
+        if (!checkpoint(self, b, took))
+            return false;
+        /* A SLOW check point slept: that was busy time too. */
+        if (atomic_load_explicit(&self->tm->fault, memory_order_relaxed) !=
+            FL_FAULT_NONE)
+            *t = fl_now_ns();
+    }
     return fl_batch_claim(b, fl_next_want(*e - *s, took),
                           took < FL_FAST_CHUNK_NS, s, e);
 }
@@ -364,7 +371,8 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
             fl_free(rt->tms[b->tm].arena, local);
     }
 leave:;
-    uint64_t busy = fl_now_ns() - t_first;
+    /* t: when this thread last looked for a chunk, i.e. finished one. */
+    uint64_t busy = t - t_first;
     atomic_fetch_add_explicit(&b->busy_ns, busy, memory_order_relaxed);
     if (self != NULL)
         fl_count1(&self->m.busy_ns, busy);
