@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
 #include "ring.h"
 
 #define MAX_RUNS 101
@@ -67,18 +68,6 @@ static void spin_us(unsigned us)
     uint64_t end = now_ns() + (uint64_t)us * 1000u;
     while (now_ns() < end)
         ;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* Nearest rank; v sorted. */

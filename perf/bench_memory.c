@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #ifdef BENCH_SYSTEM_MALLOC
 #define MALLOC_NAME "system"
 #else
@@ -40,24 +42,6 @@
 #define MAX_RUNS 101
 #define SMALL_JOBS 10000
 #define SMALL_ITEMS 1000
-
-static void pause_ms(int ms)
-{
-    struct timespec t = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* --- the child ---------------------------------------------------------- */
 

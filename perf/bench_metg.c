@@ -44,26 +44,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "busy.h"
-
-static void pause_ms(int ms)
-{
-    /* Lets the other runtime's spinning threads go to sleep. */
-    struct timespec t = {0, (long)ms * 1000000L};
-    nanosleep(&t, NULL);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* --- the tasks --------------------------------------------------------- */
 

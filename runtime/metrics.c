@@ -331,18 +331,25 @@ static int write_json(FILE *f, const fleet_metrics_t *m)
     return ferror(f) ? -EIO : 0;
 }
 
-int fleet_metrics_write_json(fleet_runtime_t *rt, FILE *out)
+/* Takes a snapshot (too large for a stack) and writes it with `write`. */
+static int write_snapshot(fleet_runtime_t *rt, FILE *out,
+                          int (*write)(FILE *, const fleet_metrics_t *))
 {
     if (rt == NULL || out == NULL)
         return -EINVAL;
-    fleet_metrics_t *m = malloc(sizeof(*m));
+    fleet_metrics_t *m = fl_alloc(FL_ARENA_DEFAULT, sizeof(*m));
     if (m == NULL)
         return -ENOMEM;
     int err = fleet_metrics_snapshot(rt, m);
     if (err == 0)
-        err = write_json(out, m);
-    free(m);
+        err = write(out, m);
+    fl_free(FL_ARENA_DEFAULT, m);
     return err;
+}
+
+int fleet_metrics_write_json(fleet_runtime_t *rt, FILE *out)
+{
+    return write_snapshot(rt, out, write_json);
 }
 
 /* --- Prometheus ---------------------------------------------------------- */
@@ -575,16 +582,7 @@ static int write_prometheus(FILE *f, const fleet_metrics_t *m)
 
 int fleet_metrics_write_prometheus(fleet_runtime_t *rt, FILE *out)
 {
-    if (rt == NULL || out == NULL)
-        return -EINVAL;
-    fleet_metrics_t *m = malloc(sizeof(*m));
-    if (m == NULL)
-        return -ENOMEM;
-    int err = fleet_metrics_snapshot(rt, m);
-    if (err == 0)
-        err = write_prometheus(out, m);
-    free(m);
-    return err;
+    return write_snapshot(rt, out, write_prometheus);
 }
 
 /* --- reporter ------------------------------------------------------------ */
@@ -611,7 +609,7 @@ static void *reporter_main(void *arg)
     struct fleet_runtime *rt = arg;
     struct fl_metrics *m = &rt->metrics;
     size_t n = strlen(m->rep_path);
-    char *tmp = malloc(n + 5);
+    char *tmp = fl_alloc(FL_ARENA_DEFAULT, n + 5);
     if (tmp != NULL) {
         memcpy(tmp, m->rep_path, n);
         memcpy(tmp + n, ".tmp", 5);
@@ -635,7 +633,7 @@ static void *reporter_main(void *arg)
             ;
     }
     pthread_mutex_unlock(&m->rep_lock);
-    free(tmp);
+    fl_free(FL_ARENA_DEFAULT, tmp);
     return NULL;
 }
 
@@ -652,9 +650,11 @@ int fleet_metrics_reporter_start(fleet_runtime_t *rt, const char *path,
     int err = 0;
     if (m->rep_running) {
         err = -EBUSY;
-    } else if ((m->rep_path = strdup(path)) == NULL) {
+    } else if ((m->rep_path = fl_alloc(FL_ARENA_DEFAULT, strlen(path) + 1)) ==
+               NULL) {
         err = -ENOMEM;
     } else {
+        memcpy(m->rep_path, path, strlen(path) + 1);
         m->rep_period_ms = period_ms;
         m->rep_format = format;
         m->rep_stop = false;
@@ -662,7 +662,7 @@ int fleet_metrics_reporter_start(fleet_runtime_t *rt, const char *path,
         if (err == 0) {
             m->rep_running = true;
         } else {
-            free(m->rep_path);
+            fl_free(FL_ARENA_DEFAULT, m->rep_path);
             m->rep_path = NULL;
         }
     }
@@ -690,7 +690,7 @@ int fleet_metrics_reporter_stop(fleet_runtime_t *rt)
     pthread_mutex_unlock(&m->rep_lock);
     pthread_join(th, NULL);
     pthread_mutex_lock(&m->rep_lock);
-    free(m->rep_path);
+    fl_free(FL_ARENA_DEFAULT, m->rep_path);
     m->rep_path = NULL;
     pthread_mutex_unlock(&m->rep_lock);
     pthread_mutex_unlock(&m->rep_ctl);

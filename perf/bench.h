@@ -1,0 +1,38 @@
+/*
+ * bench.h: what every C benchmark of perf/ shares — a monotonic clock in
+ * seconds, a pause that lets another runtime's spinning threads go to
+ * sleep, and medians.
+ */
+#ifndef FLEET_PERF_BENCH_H
+#define FLEET_PERF_BENCH_H
+
+#include <stdlib.h>
+#include <time.h>
+
+static inline double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static inline void pause_ms(unsigned ms)
+{
+    struct timespec t = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static inline int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Sorts v (n >= 1) and returns its median. */
+static inline double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(*v), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+#endif /* FLEET_PERF_BENCH_H */
