@@ -6,7 +6,10 @@
 #ifndef FLEET_PERF_BENCH_H
 #define FLEET_PERF_BENCH_H
 
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static inline double now(void)
@@ -33,6 +36,28 @@ static inline double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* Parses `[--runs N] [--quick]` into *runs (1..max_runs, else the default
+ * 5) and *quick; false (after printing the usage) on anything else. */
+static inline bool bench_args(int argc, char **argv, int max_runs, int *runs,
+                              bool *quick)
+{
+    *runs = 5;
+    *quick = false;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
+            *runs = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--quick") == 0)
+            *quick = true;
+        else {
+            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
+            return false;
+        }
+    }
+    if (*runs < 1 || *runs > max_runs)
+        *runs = 5;
+    return true;
 }
 
 #endif /* FLEET_PERF_BENCH_H */

@@ -439,20 +439,10 @@ static void print_latency(const char *cond, unsigned gap_us, double *v,
 
 int main(int argc, char **argv)
 {
-    int runs = 5;
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else {
-            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (runs < 1 || runs > MAX_RUNS)
-        runs = 5;
+    int runs;
+    bool quick;
+    if (!bench_args(argc, argv, MAX_RUNS, &runs, &quick))
+        return 2;
 
     const size_t submit_jobs = quick ? 40000 : 200000;
     static const int submit_threads[] = {1, 4};

@@ -160,20 +160,10 @@ static double run_submitted(const fleet_config_t *c, size_t n)
 
 int main(int argc, char **argv)
 {
-    int runs = 5;
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else {
-            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (runs < 1 || runs > 101)
-        runs = 5;
+    int runs;
+    bool quick;
+    if (!bench_args(argc, argv, 101, &runs, &quick))
+        return 2;
     size_t n = quick ? 2000000 : 6000000;
     uint64_t want = 0;
     sum_fold(NULL, 0, n, &want);

@@ -112,20 +112,10 @@ static uint64_t run_small(enum impl im, fleet_runtime_t *rt, size_t n, int reps,
 
 int main(int argc, char **argv)
 {
-    int runs = 5;
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else {
-            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (runs < 1 || runs > 101)
-        runs = 5;
+    int runs;
+    bool quick;
+    if (!bench_args(argc, argv, 101, &runs, &quick))
+        return 2;
 
     fleet_config_t cfg;
     fleet_config_init(&cfg);

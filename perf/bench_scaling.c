@@ -91,20 +91,10 @@ static double run_shape(struct shape sh, size_t n, uint64_t want)
 
 int main(int argc, char **argv)
 {
-    int runs = 5;
-    bool quick = false;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc)
-            runs = atoi(argv[++i]);
-        else if (strcmp(argv[i], "--quick") == 0)
-            quick = true;
-        else {
-            fprintf(stderr, "usage: %s [--runs N] [--quick]\n", argv[0]);
-            return 2;
-        }
-    }
-    if (runs < 1 || runs > MAX_RUNS)
-        runs = 5;
+    int runs;
+    bool quick;
+    if (!bench_args(argc, argv, MAX_RUNS, &runs, &quick))
+        return 2;
 
     static const struct shape shapes[] = {{1, 1}, {1, 2}, {2, 1}, {2, 2},
                                           {4, 1}, {1, 4}, {4, 2}};
