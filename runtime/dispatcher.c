@@ -928,7 +928,9 @@ static void wake_helpers(struct fleet_runtime *rt)
 static void role_run(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
+    /* Read first: the exchange writes a shared line, and ticks are rare. */
     bool tick =
+        atomic_load_explicit(&d->tick_due, memory_order_relaxed) &&
         atomic_exchange_explicit(&d->tick_due, false, memory_order_acq_rel);
     if (tick)
         monitor(rt);
