@@ -308,15 +308,19 @@ static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
                        size_t *s, size_t *e)
 {
     uint64_t now = fl_now_ns();
-    uint64_t took = now - *t;
+    uint64_t took = now - *t, from = *t;
     *t = now;
     if (self != NULL) {
-        if (!checkpoint(self, b, took))
-            return false;
+        bool go = checkpoint(self, b, took);
         /* A SLOW check point slept: that was busy time too. */
-        if (atomic_load_explicit(&self->tm->fault, memory_order_relaxed) !=
-            FL_FAULT_NONE)
+        if (go && atomic_load_explicit(&self->tm->fault,
+                                       memory_order_relaxed) != FL_FAULT_NONE)
             *t = fl_now_ns();
+        /* Counted per chunk, so that a long visit shows in every interval
+         * of the busy rate, not all at its end. */
+        fl_count1(&self->m.busy_ns, *t - from);
+        if (!go)
+            return false;
     }
     return fl_batch_claim(b, fl_next_want(*e - *s, took),
                           took < FL_FAST_CHUNK_NS, s, e);
@@ -372,10 +376,7 @@ void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
     }
 leave:;
     /* t: when this thread last looked for a chunk, i.e. finished one. */
-    uint64_t busy = t - t_first;
-    atomic_fetch_add_explicit(&b->busy_ns, busy, memory_order_relaxed);
-    if (self != NULL)
-        fl_count1(&self->m.busy_ns, busy);
+    atomic_fetch_add_explicit(&b->busy_ns, t - t_first, memory_order_relaxed);
     atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
     if (fl_batch_done(b, ran))
         fl_post(rt, b);

@@ -207,6 +207,39 @@ static void test_counts(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/* A long visit counts busy time as it goes, not all when it ends: while
+ * one 1-worker TaskManager runs a long job, every interval is busy. */
+static void test_busy_while_running(void **state)
+{
+    (void)state;
+    fleet_config_t c;
+    fleet_config_init(&c);
+    c.task_managers = 1;
+    c.workers_per_tm = 1;
+    c.fault_tolerance = false; /* no cuts: one batch, one long visit */
+    fleet_runtime_t *rt = NULL;
+    assert_int_equal(fleet_runtime_create(&rt, &c), 0);
+    static fleet_metrics_t m;
+    struct load l = {0};
+    fleet_job_t *job;
+    /* 1.5 M items of 200 ns: 300 ms, run by the worker alone. */
+    assert_int_equal(fleet_submit(rt, work, &l, 0, 1500000, &job), 0);
+    sleep_ns(20000000);
+    assert_int_equal(fleet_metrics_snapshot(rt, &m), 0);
+    int busy_intervals = 0;
+    for (int i = 0; i < 4; i++) {
+        sleep_ns(40000000);
+        assert_int_equal(fleet_metrics_snapshot(rt, &m), 0);
+        if (m.tm[0].busy_time_ms_per_second > 500)
+            busy_intervals++;
+    }
+    assert_int_equal(fleet_job_wait(job), 0);
+    fleet_job_release(job);
+    assert_true(atomic_load(&l.items) == 1500000);
+    assert_int_equal(busy_intervals, 4);
+    fleet_runtime_destroy(rt);
+}
+
 /* --- exporters ----------------------------------------------------------- */
 
 /* Runs `cmd` with file's path appended; returns its exit status, and its
@@ -439,9 +472,13 @@ static void test_littles_law(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_hist),     cmocka_unit_test(test_counts),
-        cmocka_unit_test(test_json),     cmocka_unit_test(test_prometheus),
-        cmocka_unit_test(test_reporter), cmocka_unit_test(test_littles_law),
+        cmocka_unit_test(test_hist),
+        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_busy_while_running),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_reporter),
+        cmocka_unit_test(test_littles_law),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
