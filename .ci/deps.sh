@@ -1,9 +1,10 @@
-# Sourced by examples/demo.sh and tests/all.sh: installs, on Debian, the
-# packages fleet builds with when they are missing (needs root for that).
-# jq and prometheus (for promtool) check the metrics exporters' output.
+# Sourced by examples/demo.sh, tests/all.sh and perf/run.sh: installs, on
+# Debian, the packages fleet builds with when they are missing (needs root
+# for that), and those a caller names in fleet_extra. jq and prometheus
+# (for promtool) check the metrics exporters' output.
 fleet_need=""
 for fleet_pkg in cmake make pkg-config gcc libc6-dev libck-dev libjemalloc-dev \
-    libcmocka-dev jq prometheus; do
+    libcmocka-dev jq prometheus ${fleet_extra:-}; do
     dpkg-query -W -f='${Status}' "$fleet_pkg" 2>/dev/null |
         grep -q "install ok installed" || fleet_need="$fleet_need $fleet_pkg"
 done

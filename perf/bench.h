@@ -7,6 +7,7 @@
 #define FLEET_PERF_BENCH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,19 @@ static inline double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(*v), cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* init and combine of the benchmarks' uint64_t sum reductions. */
+static inline void bench_sum_init(void *ctx, void *p)
+{
+    (void)ctx;
+    *(uint64_t *)p = 0;
+}
+
+static inline void bench_sum_combine(void *ctx, void *into, const void *p)
+{
+    (void)ctx;
+    *(uint64_t *)into += *(const uint64_t *)p;
 }
 
 /* Parses `[--runs N] [--quick]` into *runs (1..max_runs, else the default

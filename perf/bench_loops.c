@@ -26,18 +26,6 @@
 
 /* --- the work: items in loops_work.h -------------------------------- */
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
-}
-
 /* --- one measurement per implementation ------------------------------- */
 
 enum impl { FLEET, OMP_A, OMP_B, SERIAL, NIMPL };
@@ -53,8 +41,8 @@ static uint64_t run_balanced(enum impl im, fleet_runtime_t *rt, size_t n)
 {
     uint64_t s = 0;
     if (im == FLEET) {
-        fleet_reducer_t r = {sizeof(uint64_t), sum_init, cheap_fold,
-                             sum_combine};
+        fleet_reducer_t r = {sizeof(uint64_t), bench_sum_init, cheap_fold,
+                             bench_sum_combine};
         if (fleet_parallel_reduce(rt, &r, NULL, 0, n, &s) != 0)
             abort();
     } else if (im == SERIAL) {
@@ -71,8 +59,8 @@ static uint64_t run_unbalanced(enum impl im, fleet_runtime_t *rt, size_t n)
 {
     uint64_t s = 0;
     if (im == FLEET) {
-        fleet_reducer_t r = {sizeof(uint64_t), sum_init, costly_fold,
-                             sum_combine};
+        fleet_reducer_t r = {sizeof(uint64_t), bench_sum_init, costly_fold,
+                             bench_sum_combine};
         if (fleet_parallel_reduce(rt, &r, NULL, 0, n, &s) != 0)
             abort();
     } else if (im == SERIAL) {

@@ -72,12 +72,6 @@ static inline uint64_t cheap(size_t i)
     return (x ^ (x >> 29)) & 0xffff;
 }
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
@@ -85,12 +79,6 @@ static void sum_fold(void *ctx, size_t b, size_t e, void *p)
     for (size_t i = b; i < e; i++)
         s += cheap(i);
     *(uint64_t *)p += s;
-}
-
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
 }
 
 static void small_body(void *ctx, size_t b, size_t e)
@@ -111,7 +99,8 @@ struct big {
 static void *big_reduce(void *arg)
 {
     struct big *b = arg;
-    fleet_reducer_t r = {sizeof(uint64_t), sum_init, sum_fold, sum_combine};
+    fleet_reducer_t r = {sizeof(uint64_t), bench_sum_init, sum_fold,
+                         bench_sum_combine};
     b->err = fleet_parallel_reduce(b->rt, &r, NULL, 0, b->n, &b->got);
     return NULL;
 }

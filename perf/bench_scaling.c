@@ -33,12 +33,6 @@ static inline uint64_t cheap(size_t i)
     return (x ^ (x >> 32)) & 0xffff;
 }
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
@@ -48,14 +42,8 @@ static void sum_fold(void *ctx, size_t b, size_t e, void *p)
     *(uint64_t *)p += s;
 }
 
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
-}
-
-static const fleet_reducer_t summer = {sizeof(uint64_t), sum_init, sum_fold,
-                                       sum_combine};
+static const fleet_reducer_t summer = {sizeof(uint64_t), bench_sum_init,
+                                       sum_fold, bench_sum_combine};
 
 struct shape {
     unsigned tms, workers;

@@ -114,28 +114,10 @@ fi
 
 # --- what the suite needs -------------------------------------------------
 # The packages fleet builds with, then the suite's own: oneTBB for
-# bench_tbb, jq for the report, gnuplot for the plots. OpenMP (libgomp)
-# comes with gcc.
+# bench_tbb, gnuplot for the plots (jq, for the report, is among fleet's).
+# OpenMP (libgomp) comes with gcc.
+fleet_extra="libtbb-dev gnuplot-nox"
 . .ci/deps.sh
-perf_need=""
-for perf_pkg in libtbb-dev jq gnuplot-nox; do
-    case $perf_pkg in
-    jq | gnuplot-nox) command -v "${perf_pkg%-nox}" >/dev/null && continue ;;
-    esac
-    dpkg-query -W -f='${Status}' "$perf_pkg" 2>/dev/null |
-        grep -q "install ok installed" || perf_need="$perf_need $perf_pkg"
-done
-if [ -n "$perf_need" ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "the perf suite needs:$perf_need - install them, or run this as root" >&2
-        exit 1
-    fi
-    echo "installing:$perf_need"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q
-    # shellcheck disable=SC2086
-    apt-get install -y -q --no-install-recommends $perf_need
-fi
 
 # --- build ----------------------------------------------------------------
 jobs=$(nproc)

@@ -342,10 +342,11 @@ static struct fl_batch *make_batch(struct fl_tm *tm, struct fleet_job *job,
     fl_batch_init(nb, job, b, e, tm->index, job->grain, refs);
     struct fl_metrics *m = &tm->rt->metrics;
     fl_count1(&m->batches_split, 1);
-    /* Halvings from the job's range to this batch: log2(job / batch). */
-    uint64_t depth = 0;
-    for (size_t n = e - b; n < job->end - job->begin && depth < 64; n *= 2)
-        depth++;
+    /* Halvings from the job's range to this batch: floor(log2(job /
+     * batch)); a batch is never empty nor larger than its job. */
+    uint64_t depth =
+        63u - (uint64_t)__builtin_clzll(
+                  (unsigned long long)((job->end - job->begin) / (e - b)));
     fl_count1(&m->depth_sum, depth);
     if (depth > atomic_load_explicit(&m->depth_max, memory_order_relaxed))
         atomic_store_explicit(&m->depth_max, depth, memory_order_relaxed);

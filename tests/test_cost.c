@@ -18,6 +18,7 @@
 
 #include "cost.h"
 #include "runtime.h"
+#include "sum64.h"
 
 static void test_table(void **state)
 {
@@ -75,12 +76,6 @@ static void run_items(void *ctx, size_t b, size_t e)
         atomic_fetch_add(&w->elsewhere, e - b);
 }
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     struct work *w = ctx;
@@ -93,14 +88,8 @@ static void sum_fold(void *ctx, size_t b, size_t e, void *p)
         atomic_fetch_add(&w->elsewhere, e - b);
 }
 
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
-}
-
-static const fleet_reducer_t summer = {sizeof(uint64_t), sum_init, sum_fold,
-                                       sum_combine};
+static const fleet_reducer_t summer = {sizeof(uint64_t), sum64_init, sum_fold,
+                                       sum64_combine};
 
 static fleet_runtime_t *make(bool ft)
 {

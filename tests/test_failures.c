@@ -23,6 +23,7 @@
 #include "fleet.h"
 #include "ring.h" /* FL_RING_TSAN */
 #include "rng.h"
+#include "sum64.h"
 
 static uint64_t now_ms(void)
 {
@@ -78,12 +79,6 @@ static uint64_t item(size_t i)
     return h & 0xffff;
 }
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
@@ -93,14 +88,8 @@ static void sum_fold(void *ctx, size_t b, size_t e, void *p)
     *(uint64_t *)p += s;
 }
 
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
-}
-
-static const fleet_reducer_t summer = {sizeof(uint64_t), sum_init, sum_fold,
-                                       sum_combine};
+static const fleet_reducer_t summer = {sizeof(uint64_t), sum64_init, sum_fold,
+                                       sum64_combine};
 
 static uint64_t serial_sum(size_t b, size_t e)
 {

@@ -263,20 +263,28 @@ static void busy_runtime(fleet_runtime_t *rt)
         assert_int_equal(fleet_parallel_for(rt, work, &l, 0, 5000), 0);
 }
 
+/* Writes rt's metrics with `write` to a new file named from the template
+ * `path` (updated); a NULL runtime is refused first. */
+static void export_to(char *path, fleet_runtime_t *rt,
+                      int (*write)(fleet_runtime_t *, FILE *))
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    assert_non_null(f);
+    assert_int_equal(write(NULL, f), -EINVAL);
+    assert_int_equal(write(rt, f), 0);
+    assert_int_equal(fclose(f), 0);
+}
+
 static void test_json(void **state)
 {
     (void)state;
     fleet_runtime_t *rt = make(2, 1);
     busy_runtime(rt);
-    char path[] = "/tmp/fleet-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_non_null(f);
-    assert_int_equal(fleet_metrics_write_json(NULL, f), -EINVAL);
     assert_int_equal(fleet_metrics_write_json(rt, NULL), -EINVAL);
-    assert_int_equal(fleet_metrics_write_json(rt, f), 0);
-    fclose(f);
+    char path[] = "/tmp/fleet-metrics-XXXXXX";
+    export_to(path, rt, fleet_metrics_write_json);
     char out[4096];
     /* Parses, and has the figures where a reader looks for them. */
     assert_int_equal(run_tool("jq -e '.dispatcher.jobs_submitted == 10 and "
@@ -295,14 +303,9 @@ static void test_prometheus(void **state)
     (void)state;
     fleet_runtime_t *rt = make(2, 1);
     busy_runtime(rt);
+    assert_int_equal(fleet_metrics_write_prometheus(rt, NULL), -EINVAL);
     char path[] = "/tmp/fleet-metrics-XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    FILE *f = fdopen(fd, "w");
-    assert_non_null(f);
-    assert_int_equal(fleet_metrics_write_prometheus(NULL, f), -EINVAL);
-    assert_int_equal(fleet_metrics_write_prometheus(rt, f), 0);
-    fclose(f);
+    export_to(path, rt, fleet_metrics_write_prometheus);
     char out[4096];
     /* promtool reads the exposition on stdin and must find nothing. */
     int st = run_tool("promtool check metrics <", path, out, sizeof(out));

@@ -22,6 +22,7 @@
 
 #include "fleet.h"
 #include "rng.h"
+#include "sum64.h"
 
 static fleet_runtime_t *make(unsigned tms, unsigned workers, unsigned ring,
                              size_t grain)
@@ -144,12 +145,6 @@ static void test_config_errors(void **state)
     fleet_runtime_destroy(NULL);
 }
 
-static void rinit(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void rfold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
@@ -157,12 +152,6 @@ static void rfold(void *ctx, size_t b, size_t e, void *p)
     for (size_t i = b; i < e; i++)
         s += i;
     *(uint64_t *)p += s;
-}
-
-static void rcombine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
 }
 
 static void test_api_errors(void **state)
@@ -189,7 +178,7 @@ static void test_api_errors(void **state)
     assert_int_equal(fleet_parallel_for(rt, never, (void *)&calls, 2, 1),
                      -EINVAL);
 
-    fleet_reducer_t r = {sizeof(uint64_t), rinit, rfold, rcombine};
+    fleet_reducer_t r = {sizeof(uint64_t), sum64_init, rfold, sum64_combine};
     uint64_t result = 12345;
     assert_int_equal(fleet_parallel_reduce(NULL, &r, NULL, 0, 1, &result),
                      -EINVAL);
@@ -255,7 +244,7 @@ static void test_empty_range(void **state)
     assert_int_equal(fleet_job_wait(job), 0);
     assert_int_equal(fleet_job_wait(job), 0);
     fleet_job_release(job);
-    fleet_reducer_t r = {sizeof(uint64_t), rinit, rfold, rcombine};
+    fleet_reducer_t r = {sizeof(uint64_t), sum64_init, rfold, sum64_combine};
     uint64_t result = 99;
     assert_int_equal(fleet_parallel_reduce(rt, &r, NULL, 3, 3, &result), 0);
     assert_int_equal(result, 0); /* init() of an empty reduction */
@@ -316,7 +305,7 @@ static void test_reduce_sum(void **state)
 {
     (void)state;
     fleet_runtime_t *rt = make(2, 1, 64, 0);
-    fleet_reducer_t r = {sizeof(uint64_t), rinit, rfold, rcombine};
+    fleet_reducer_t r = {sizeof(uint64_t), sum64_init, rfold, sum64_combine};
     size_t sizes[] = {1, 2, 17, 512, 100000, 10000000};
     for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
         uint64_t n = sizes[k], result = 0;
@@ -445,7 +434,7 @@ static void *submit_loop(void *arg)
 {
     struct submitter *s = arg;
     uint64_t seed = s->id;
-    fleet_reducer_t r = {sizeof(uint64_t), rinit, rfold, rcombine};
+    fleet_reducer_t r = {sizeof(uint64_t), sum64_init, rfold, sum64_combine};
     for (int round = 0; round < 60; round++) {
         size_t n = 1 + (size_t)(rng_next(&seed) % 50000);
         struct counts c;
@@ -651,7 +640,7 @@ static void test_submit_after_close(void **state)
 static void *use_runtime(void *arg)
 {
     struct submitter *s = arg;
-    fleet_reducer_t r = {sizeof(uint64_t), rinit, rfold, rcombine};
+    fleet_reducer_t r = {sizeof(uint64_t), sum64_init, rfold, sum64_combine};
     for (int i = 0; i < 200; i++) {
         uint64_t n = 1000 + (uint64_t)i * 37, sum = 0;
         int err = fleet_parallel_reduce(s->rt, &r, NULL, 0, n, &sum);

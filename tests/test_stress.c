@@ -20,6 +20,7 @@
 
 #include "fleet.h"
 #include "rng.h"
+#include "sum64.h"
 #include "ring.h" /* FL_RING_TSAN */
 
 /* Runtimes made, and operations per submitting thread in each. */
@@ -73,12 +74,6 @@ static void nested(void *ctx, size_t b, size_t e)
     }
 }
 
-static void sum_init(void *ctx, void *p)
-{
-    (void)ctx;
-    *(uint64_t *)p = 0;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
@@ -86,12 +81,6 @@ static void sum_fold(void *ctx, size_t b, size_t e, void *p)
     for (size_t i = b; i < e; i++)
         s += (uint64_t)i * 2654435761u;
     *(uint64_t *)p += s;
-}
-
-static void sum_combine(void *ctx, void *into, const void *p)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)p;
 }
 
 static uint64_t sum_serial(size_t b, size_t e)
@@ -143,7 +132,8 @@ static void one_op(struct op_args *a)
         note_error(a, fleet_parallel_for(a->rt, count, &c, base, base + n));
         check_counts(a, &c, 1);
     } else if (kind < 6) { /* reduce */
-        fleet_reducer_t r = {sizeof(uint64_t), sum_init, sum_fold, sum_combine};
+        fleet_reducer_t r = {sizeof(uint64_t), sum64_init, sum_fold,
+                             sum64_combine};
         uint64_t got = 0;
         note_error(
             a, fleet_parallel_reduce(a->rt, &r, NULL, base, base + n, &got));
