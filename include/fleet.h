@@ -169,9 +169,35 @@ FLEET_API int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
                            size_t begin, size_t end, fleet_job_t **job);
 
 /*
+ * Like fleet_submit, but the job's batches run on TaskManager `tm` only
+ * (0 <= tm < task_managers), e.g. where the state its items touch lives: the
+ * range is split by halving for that pool's idle workers alone, no other
+ * TaskManager is handed its batches or steals their tails (nor speculates
+ * on them), and the waiter of the job does not run them itself
+ * (fleet_job_wait only waits for a pinned job, unless the waiting thread is
+ * a worker of `tm`, e.g. a task body of tm's that waits). However small, it
+ * never runs on its caller. While `tm` is busy the job waits for it, and
+ * other jobs meanwhile go ahead.
+ * Failover: if `tm` is declared failed, the job's batches it held go back
+ * to PENDING and, while it is not live, this job's work runs on any live
+ * TaskManager, like any other job's; once it has restarted, what has not
+ * been handed out yet goes to `tm` again. Batches run elsewhere only after
+ * such a failure, and its count in fleet_tm_status() has gone up before
+ * (see there). If no TaskManager is live and none will restart, the job
+ * ends with -ECANCELED as any other.
+ * Returns 0, or the errors of fleet_submit, with -EINVAL also for
+ * tm >= task_managers.
+ * Thread-safety: any thread, also from inside a task body.
+ */
+FLEET_API int fleet_submit_on(fleet_runtime_t *rt, unsigned tm,
+                              fleet_range_fn fn, void *ctx, size_t begin,
+                              size_t end, fleet_job_t **job);
+
+/*
  * Waits until every item of the job has been processed and committed,
  * and no thread runs its function any more (also not a fenced attempt).
- * While it waits, the caller helps run the job's work. Returns 0, -EINVAL
+ * While it waits, the caller helps run the job's work (a pinned job's only
+ * if it is a worker of that job's TaskManager). Returns 0, -EINVAL
  * for NULL, or -ECANCELED when no TaskManager was live and none would
  * restart (some items may not have run).
  * Thread-safety: any thread, also from inside a task body; any number of
@@ -292,6 +318,31 @@ typedef struct fleet_failure_stats {
  * thread; the counters are read one by one, not as one snapshot. */
 FLEET_API int fleet_failure_stats(const fleet_runtime_t *rt,
                                   fleet_failure_stats_t *out);
+
+/* One TaskManager's state, as fleet_tm_status() reports it. */
+typedef struct fleet_tm_status {
+    bool live;         /* not declared failed now */
+    uint64_t failures; /* times it has been declared failed (detected: by
+                          the monitor's heartbeat timeout), since the
+                          runtime was created */
+    uint64_t restarts; /* times it rejoined */
+} fleet_tm_status_t;
+
+/*
+ * Copies the state of TaskManager `tm` to *out, the three fields as of one
+ * moment (live is false exactly when failures == restarts + 1).
+ * Ordering: once `tm` has been declared failed, `failures` has gone up
+ * before any batch it held (or any range waiting for it) is handed out
+ * again, and it is read with acquire order. So a caller that reads it after
+ * its job pinned to `tm` has completed (fleet_job_wait or fleet_job_poll
+ * returned) sees every failure that made any of that job's batches run
+ * elsewhere: if `tm` was live before the submit and `failures` has not
+ * changed since, all of the job ran on `tm`.
+ * Returns 0 or -EINVAL (NULL rt or out, tm out of range).
+ * Thread-safety: any thread.
+ */
+FLEET_API int fleet_tm_status(const fleet_runtime_t *rt, unsigned tm,
+                              fleet_tm_status_t *out);
 
 /* A static description of a (negative or positive) errno value returned by
  * this library. Thread-safety: any thread. */

@@ -27,6 +27,8 @@ int fl_dispatcher_init(struct fl_dispatcher *d, unsigned pending_capacity,
     atomic_init(&d->tick_due, false);
     d->started = false;
     d->cur = NULL;
+    d->pinned_ranges = 0;
+    d->pinned_flagged = 0;
     CK_LIST_INIT(&d->graveyard);
     d->ndurations = 0;
     d->chaos_rng = 0;
@@ -174,30 +176,44 @@ static void stat_time(_Atomic uint64_t *last, _Atomic uint64_t *max,
         atomic_store_explicit(max, us, memory_order_relaxed);
 }
 
+/* Queues [begin, end) of job as a pending range again, behind the backlog,
+ * for batches of `attempt` redoing what `origin` lost. NULL when out of
+ * memory. */
+static struct fl_pending *requeue(struct fleet_runtime *rt,
+                                  struct fleet_job *job, size_t begin,
+                                  size_t end, unsigned attempt, unsigned origin)
+{
+    struct fl_pending *p = fl_alloc(FL_ARENA_DEFAULT, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->job = job;
+    p->begin = begin;
+    p->end = end;
+    p->attempt = attempt;
+    p->origin = origin;
+    fl_pending_push_backlog(&rt->disp.pending, p);
+    return p;
+}
+
 /* Queues b's range again as the next attempt (before b is fenced), lost by
  * the failure of `failed` injected at `since` unless an earlier failure
  * lost it already. */
 static void redispatch(struct fleet_runtime *rt, struct fl_batch *b,
                        struct fl_tm *failed, uint64_t since)
 {
-    struct fl_pending *p = fl_alloc(FL_ARENA_DEFAULT, sizeof(*p));
-    if (p == NULL) {
+    unsigned origin = b->origin;
+    if (origin == 0)
+        origin = failed->index + 1;
+    if (requeue(rt, b->job, b->begin, b->end, b->attempt + 1, origin) == NULL) {
         /* Nothing to rerun it with: the job ends with the error. */
         complete_job(rt, b->job, -ENOMEM);
         return;
     }
-    p->job = b->job;
-    p->begin = b->begin;
-    p->end = b->end;
-    p->attempt = b->attempt + 1;
-    p->origin = b->origin;
-    if (p->origin == 0) {
-        p->origin = failed->index + 1;
+    if (b->origin == 0) {
         if (failed->lost_items == 0)
             failed->lost_since = since;
         failed->lost_items += b->end - b->begin;
     }
-    fl_pending_push_backlog(&rt->disp.pending, p);
     fl_stat_add(&rt->stats.redispatched, 1);
 }
 
@@ -261,6 +277,115 @@ static bool drain_completions(struct fleet_runtime *rt)
     while (fl_ring_dequeue(&rt->disp.completions, &v)) {
         commit(rt, v);
         any = true;
+    }
+    return any;
+}
+
+/* --- pinned jobs (role only) --------------------------------------------- */
+
+/* Whether tm may run job's work: any job not pinned; a pinned one on its
+ * own TaskManager, or on any while that one is not live (failover). Role
+ * only: `live` changes under the role. */
+static bool may_run(const struct fleet_job *job, const struct fl_tm *tm)
+{
+    return job->pin == NULL || job->pin == tm ||
+           !atomic_load_explicit(&job->pin->live, memory_order_relaxed);
+}
+
+/* Whether a helping thread — worker `self`, or NULL for a thread from
+ * outside — may run job's work. A thread from outside never runs a pinned
+ * job's (its waiter only waits). Role only. */
+static bool may_help(const struct fleet_job *job, const struct fl_worker *self)
+{
+    return job->pin == NULL || (self != NULL && may_run(job, self->tm));
+}
+
+/* Frees a range unless it is its job's root, which lives in the job. */
+static void pending_free(struct fl_pending *p)
+{
+    if (p != &p->job->root)
+        fl_free(FL_ARENA_DEFAULT, p); /* a redispatched range */
+}
+
+/* Queues p behind the ranges pinned to tm. */
+static void pinned_push(struct fl_dispatcher *d, struct fl_tm *tm,
+                        struct fl_pending *p)
+{
+    p->next = NULL;
+    if (tm->pinned_tail != NULL)
+        tm->pinned_tail->next = p;
+    else
+        tm->pinned = p;
+    tm->pinned_tail = p;
+    d->pinned_ranges++;
+}
+
+/* Takes the oldest range off tm's pinned queue (not empty). */
+static struct fl_pending *pinned_pop(struct fl_dispatcher *d, struct fl_tm *tm)
+{
+    struct fl_pending *p = tm->pinned;
+    tm->pinned = p->next;
+    if (tm->pinned == NULL)
+        tm->pinned_tail = NULL;
+    d->pinned_ranges--;
+    return p;
+}
+
+/* The oldest range pinned to tm, dropping those of jobs that ended, or
+ * NULL. */
+static struct fl_pending *pinned_next(struct fl_dispatcher *d, struct fl_tm *tm)
+{
+    while (tm->pinned != NULL && tm->pinned->job->complete)
+        pending_free(pinned_pop(d, tm));
+    return tm->pinned;
+}
+
+/* Consumes [begin, end) of the oldest range pinned to tm. */
+static void pinned_advance(struct fl_dispatcher *d, struct fl_tm *tm,
+                           size_t end)
+{
+    tm->pinned->begin = end;
+    if (end == tm->pinned->end)
+        pending_free(pinned_pop(d, tm));
+}
+
+/* tm was declared failed: what waited for its room goes back to PENDING,
+ * to be split like any job's while tm is not live. */
+static void pinned_requeue(struct fl_dispatcher *d, struct fl_tm *tm)
+{
+    while (tm->pinned != NULL)
+        fl_pending_push_backlog(&d->pending, pinned_pop(d, tm));
+}
+
+/*
+ * Tells each pool whether ranges pinned to it wait for its room, as
+ * has_pending does for the others: its workers going idle call the
+ * dispatcher then. Returns whether any wait.
+ */
+static bool publish_pinned(struct fleet_runtime *rt)
+{
+    struct fl_dispatcher *d = &rt->disp;
+    if (d->pinned_ranges == 0 && d->pinned_flagged == 0)
+        return false;
+    bool any = false;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        bool waiting = pinned_next(d, tm) != NULL;
+        any |= waiting;
+        /* Stored only when it changes: the last store (under the role,
+         * before our hand-out's seq_cst look at `idle`) is the one a
+         * worker's seq_cst load would have to miss. */
+        if (waiting ==
+            atomic_load_explicit(&tm->has_pinned, memory_order_relaxed))
+            continue;
+        /* seq_cst, against a worker's seq_cst idle increment and load of
+         * has_pinned: either it sees the ranges and calls us, or the
+         * hand-out after this sees its room. */
+        atomic_store_explicit(&tm->has_pinned, waiting, memory_order_seq_cst);
+        if (waiting)
+            d->pinned_flagged++;
+        else
+            d->pinned_flagged--;
     }
     return any;
 }
@@ -378,8 +503,7 @@ static void drop_cur(struct fl_dispatcher *d)
 {
     struct fl_pending *p = d->cur;
     d->cur = NULL;
-    if (p != &p->job->root)
-        fl_free(FL_ARENA_DEFAULT, p); /* a redispatched range */
+    pending_free(p);
 }
 
 static void advance_cur(struct fl_dispatcher *d, size_t end)
@@ -390,15 +514,26 @@ static void advance_cur(struct fl_dispatcher *d, size_t end)
 }
 
 /* The range to split next (the current one, else the next queued), or
- * NULL. Ranges of a job that already ended are dropped. Role only. */
+ * NULL. Ranges of a job that already ended are dropped; those of a job
+ * pinned to a live TaskManager move to its pinned queue (looked at again
+ * each time: a pinned range split for failover goes back to its
+ * TaskManager once that is live again). Role only. */
 static struct fl_pending *next_pending(struct fl_dispatcher *d)
 {
     for (;;) {
         if (d->cur == NULL && (d->cur = fl_pending_pop(&d->pending)) == NULL)
             return NULL;
-        if (!d->cur->job->complete)
+        struct fleet_job *job = d->cur->job;
+        if (job->complete) {
+            drop_cur(d);
+        } else if (job->pin != NULL &&
+                   atomic_load_explicit(&job->pin->live,
+                                        memory_order_relaxed)) {
+            pinned_push(d, job->pin, d->cur);
+            d->cur = NULL;
+        } else {
             return d->cur;
-        drop_cur(d);
+        }
     }
 }
 
@@ -411,11 +546,52 @@ static bool keeps_share(struct fleet_job *job)
            !atomic_load_explicit(&job->caller_asleep, memory_order_seq_cst);
 }
 
-static bool hand_out(struct fleet_runtime *rt)
+/*
+ * Hands the ranges pinned to each TaskManager to it, and to it only, while
+ * it has room: halved for its idle workers as hand_out() does for all
+ * pools. A sleeping pool is woken for them whatever the wake budget
+ * (nobody else may run them), but split for no more of its workers than
+ * the budget allows. *woken: threads woken so far by this hand-out.
+ */
+static bool hand_out_pinned(struct fleet_runtime *rt, unsigned *woken)
 {
     struct fl_dispatcher *d = &rt->disp;
     bool any = false;
+    for (unsigned i = 0; i < rt->ntm && d->pinned_ranges != 0; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        struct fl_pending *p;
+        while ((p = pinned_next(d, tm)) != NULL) {
+            unsigned rooms = tm_rooms(tm);
+            if (rooms == 0)
+                break;
+            bool awake = fl_tm_awake(tm);
+            if (!awake) {
+                unsigned budget = wake_budget(rt, *woken);
+                if (rooms > budget)
+                    rooms = budget != 0 ? budget : 1;
+            }
+            size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms);
+            struct fl_batch *b =
+                make_batch(tm, p->job, p->begin, end, 2, p->attempt, p->origin);
+            if (b == NULL)
+                return any; /* out of memory: retried at the next dispatch */
+            pinned_advance(d, tm, end);
+            if (!awake)
+                *woken += tm->nworkers;
+            hand_to(tm, b);
+            any = true;
+        }
+    }
+    return any;
+}
+
+static bool hand_out(struct fleet_runtime *rt)
+{
+    struct fl_dispatcher *d = &rt->disp;
     unsigned woken = 0;
+    /* Pinned ranges first: their pools' room is the only one they can
+     * use, while other jobs can go anywhere. */
+    bool any = hand_out_pinned(rt, &woken);
     for (;;) {
         struct fl_pending *p = next_pending(d);
         if (p == NULL)
@@ -446,6 +622,8 @@ static bool hand_out(struct fleet_runtime *rt)
         hand_to(tm, b);
         any = true;
     }
+    /* Those next_pending() has just moved to their pools' queues. */
+    any |= hand_out_pinned(rt, &woken);
     return any;
 }
 
@@ -464,7 +642,7 @@ static bool tm_idle(struct fleet_runtime *rt, struct fl_tm *tm, bool tick)
 }
 
 /* The scheduled batch, on another TaskManager, with the most unclaimed
- * items. */
+ * items, of a job the thief may run (not pinned to another live one). */
 static struct fl_batch *steal_victim(struct fleet_runtime *rt,
                                      const struct fl_tm *thief)
 {
@@ -479,7 +657,7 @@ static struct fl_batch *steal_victim(struct fleet_runtime *rt,
             size_t n = fl_batch_unclaimed(b);
             /* Twins must keep the same range, or one could not stand for
              * the other. */
-            if (n > most && b->twin == NULL) {
+            if (n > most && b->twin == NULL && may_run(b->job, thief)) {
                 most = n;
                 best = b;
             }
@@ -587,6 +765,10 @@ static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
                            uint64_t now)
 {
     atomic_store_explicit(&tm->live, false, memory_order_seq_cst);
+    /* release, and before anything of tm is queued again below: a caller
+     * that reads the count (acquire) after its pinned job completed counts
+     * every failure that made a batch of that job run elsewhere. */
+    atomic_fetch_add_explicit(&tm->failures, 1, memory_order_release);
     atomic_fetch_sub_explicit(&rt->tms_live, 1, memory_order_relaxed);
     /* acq_rel: frozen workers that see the new epoch see `live` too. */
     atomic_fetch_add_explicit(&tm->fail_epoch, 1, memory_order_acq_rel);
@@ -610,6 +792,7 @@ static void declare_failed(struct fleet_runtime *rt, struct fl_tm *tm,
             redispatch(rt, b, tm, at);
         fence(rt, b);
     }
+    pinned_requeue(&rt->disp, tm);
     fl_stat_add(&st->fencing_ns_total, fl_now_ns() - t0);
     schedule_restart(rt, tm, now);
     fl_tm_wake(tm); /* frozen workers leave their (fenced) batches */
@@ -626,6 +809,8 @@ static void restart(struct fleet_runtime *rt, struct fl_tm *tm, uint64_t now)
     atomic_store_explicit(&tm->heartbeat, now, memory_order_relaxed);
     atomic_store_explicit(&tm->fault, FL_FAULT_NONE, memory_order_release);
     atomic_store_explicit(&tm->live, true, memory_order_seq_cst);
+    /* release: pairs with fleet_tm_status's acquire, as `failures`. */
+    atomic_fetch_add_explicit(&tm->rejoins, 1, memory_order_release);
     atomic_fetch_add_explicit(&rt->tms_live, 1, memory_order_relaxed);
     atomic_store_explicit(&rt->dead, false, memory_order_relaxed);
     fl_stat_add(&rt->stats.restarts, 1); /* last: it is live when counted */
@@ -638,8 +823,11 @@ static void cancel_all(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
     atomic_store_explicit(&rt->dead, true, memory_order_seq_cst);
-    for (unsigned i = 0; i < rt->ntm; i++)
+    for (unsigned i = 0; i < rt->ntm; i++) {
         rt->tms[i].lost_items = 0; /* never to be recovered */
+        /* Empty already (requeued when it failed); what is there ends. */
+        pinned_requeue(d, &rt->tms[i]);
+    }
     struct fl_pending *p;
     while ((p = next_pending(d)) != NULL) {
         struct fleet_job *job = p->job;
@@ -759,7 +947,9 @@ static struct fl_tm *idle_tm(struct fleet_runtime *rt,
  * heartbeat timeout are cut where their threads have got to: the claimed
  * part commits once its chunks end, the rest goes on as a new batch on the
  * same TaskManager. A failure then loses at most the uncommitted cut part
- * and its successor's progress: about a timeout's work per thread. */
+ * and its successor's progress: about a timeout's work per thread. (The
+ * rest of a batch that failover gave another TaskManager than its job's,
+ * now live again, goes back to PENDING instead, and so to that one.) */
 static void cut_long(struct fleet_runtime *rt, uint64_t now)
 {
     uint64_t age = (uint64_t)rt->cfg.heartbeat_timeout_us * 500u;
@@ -775,17 +965,20 @@ static void cut_long(struct fleet_runtime *rt, uint64_t now)
             if (b->twin != NULL || now - b->t_dispatch <= age ||
                 !fl_batch_cut(b, b->job->grain ? b->job->grain : 1, &s, &e))
                 continue;
-            struct fl_batch *nb =
-                make_batch(tm, b->job, s, e, 2, b->attempt, b->origin);
-            if (nb == NULL) {
+            struct fl_batch *nb = NULL;
+            bool back = !may_run(b->job, tm);
+            if (back ? requeue(rt, b->job, s, e, b->attempt, b->origin) == NULL
+                     : (nb = make_batch(tm, b->job, s, e, 2, b->attempt,
+                                        b->origin)) == NULL) {
                 fl_batch_steal_undo(b, s, e);
                 continue;
             }
-            tm->load -= e - s; /* counted again for nb */
+            tm->load -= e - s; /* counted again wherever the rest goes */
             fl_count1(&tm->counters.items_in, (uint64_t)0 - (e - s));
             b->end = s;
             b->cut = true;
-            hand_to(tm, nb);
+            if (nb != NULL)
+                hand_to(tm, nb);
             fl_stat_add(&rt->stats.cut, 1);
             if (fl_batch_done(b, e - s))
                 fl_post(rt, b);
@@ -819,6 +1012,8 @@ static void speculate(struct fleet_runtime *rt, uint64_t now)
             struct fl_tm *to = idle_tm(rt, tm);
             if (to == NULL)
                 return;
+            if (!may_run(b->job, to))
+                continue; /* pinned to another, live TaskManager */
             struct fl_batch *copy = make_batch(to, b->job, b->begin, b->end, 2,
                                                b->attempt + 1, b->origin);
             if (copy == NULL)
@@ -907,21 +1102,33 @@ void fl_dispatcher_drain(struct fleet_runtime *rt)
     }
     while (d->cur != NULL || (d->cur = fl_pending_pop(&d->pending)) != NULL)
         drop_cur(d);
+    for (unsigned i = 0; i < rt->ntm; i++)
+        while (rt->tms[i].pinned != NULL)
+            pending_free(pinned_pop(d, &rt->tms[i]));
 }
 
 /* --- the role ------------------------------------------------------------- */
 
 /* Wakes the registered sleepers if pending work waits that no pool has
- * room for: only threads that help can run it. Role only. */
+ * room for: only threads that help can run it — every pool, for work any
+ * may run; a pool with sleepers, for work pinned to it. Role only. */
 static void wake_helpers(struct fleet_runtime *rt)
 {
     struct fl_dispatcher *d = &rt->disp;
-    if (atomic_load_explicit(&d->sleepers, memory_order_relaxed) == 0 ||
-        (d->cur == NULL && !fl_pending_nonempty(&d->pending)))
+    if (atomic_load_explicit(&d->sleepers, memory_order_relaxed) == 0)
         return;
-    atomic_store_explicit(&d->sleepers, 0, memory_order_relaxed);
-    for (unsigned i = 0; i < rt->ntm; i++)
-        fl_tm_wake(&rt->tms[i]);
+    bool any = d->cur != NULL || fl_pending_nonempty(&d->pending);
+    if (!any && d->pinned_ranges == 0)
+        return;
+    for (unsigned i = 0; i < rt->ntm; i++) {
+        struct fl_tm *tm = &rt->tms[i];
+        if (!any && (tm->sleepers == 0 || pinned_next(d, tm) == NULL))
+            continue;
+        atomic_fetch_sub_explicit(&d->sleepers, tm->sleepers,
+                                  memory_order_relaxed);
+        tm->sleepers = 0;
+        fl_tm_wake(tm);
+    }
 }
 
 /* Runs the role until nothing moves; first the monitor, when the
@@ -950,7 +1157,9 @@ static void role_run(struct fleet_runtime *rt)
          * has_pending: either it sees the range pending and calls us, or
          * the hand-out below sees its room. */
         atomic_store_explicit(&d->has_pending, pending, memory_order_seq_cst);
-        if (!pending || !hand_out(rt))
+        /* The same for each pool and the ranges pinned to it. */
+        bool pinned = publish_pinned(rt);
+        if ((!pending && !pinned) || !hand_out(rt))
             break;
     }
 }
@@ -1011,11 +1220,15 @@ void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
 
 /* --- helping ------------------------------------------------------------ */
 
-/* The live batch of job a helper should join: one nobody runs yet if any
- * (sharing a started one interleaves chunks on the same cache lines), the
- * one with the most unclaimed items among those. Role only. */
-static struct fl_batch *job_victim(struct fleet_job *job)
+/* The live batch of job a helper (worker self, or NULL) should join: one
+ * nobody runs yet if any (sharing a started one interleaves chunks on the
+ * same cache lines), the one with the most unclaimed items among those;
+ * none of a job the helper may not run. Role only. */
+static struct fl_batch *job_victim(struct fleet_job *job,
+                                   const struct fl_worker *self)
 {
+    if (!may_help(job, self))
+        return NULL;
     struct fl_batch *best = NULL;
     size_t most = 0;
     bool best_fresh = false;
@@ -1056,36 +1269,47 @@ static struct fl_batch *help_claim(struct fleet_runtime *rt,
 {
     struct fl_dispatcher *d = &rt->disp;
     struct fl_pending *p = next_pending(d);
+    struct fl_tm *pinned = NULL; /* p is the oldest range pinned to it */
+    bool own = self != NULL &&
+               atomic_load_explicit(&self->tm->live, memory_order_relaxed);
     /* The job's own pending range first (its caller's share), then a live
      * batch of the job; a worker then takes any pending range, since it may
-     * wait for a room that only this worker's own task would free. A caller
-     * from outside never runs other jobs' work. */
-    if (p == NULL || p->job != job) {
-        struct fl_batch *b = job != NULL ? job_victim(job) : NULL;
+     * wait for a room that only this worker's own task would free — and for
+     * that reason also a range pinned to its own pool. A caller from outside
+     * never runs other jobs' work, nor a pinned job's. (A range next_pending
+     * returns is never pinned to a live TaskManager.) */
+    if (p == NULL || p->job != job || !may_help(job, self)) {
+        struct fl_batch *b = job != NULL ? job_victim(job, self) : NULL;
         if (b != NULL && fl_batch_claim(b, fl_next_want(0, 0), false, s, e))
             return b;
-        if (p == NULL || self == NULL)
+        if (self == NULL)
+            return NULL;
+        if (p == NULL && own && (p = pinned_next(d, self->tm)) != NULL)
+            pinned = self->tm;
+        if (p == NULL)
             return NULL;
     }
     /* Nobody had room for it: run a piece here, booked to a live
      * TaskManager so its workers can join and its failure accounting
-     * covers it. */
-    struct fl_tm *tm =
-        self != NULL &&
-                atomic_load_explicit(&self->tm->live, memory_order_relaxed)
-            ? self->tm
-            : least_loaded(rt);
+     * covers it (a pinned range: to its own). */
+    struct fl_tm *tm = own ? self->tm : least_loaded(rt);
     if (tm == NULL)
         return NULL; /* none live: it waits for a restart, or is cancelled */
     p->job->caller_share = false;
     unsigned rooms;
-    (void)pick_tm(rt, wake_budget(rt, 0), &rooms);
+    if (pinned != NULL)
+        rooms = tm_rooms(tm);
+    else
+        (void)pick_tm(rt, wake_budget(rt, 0), &rooms);
     size_t end = fl_split_take(p->begin, p->end, p->job->grain, rooms + 1);
     struct fl_batch *b =
         make_batch(tm, p->job, p->begin, end, 1, p->attempt, p->origin);
     if (b == NULL)
         return NULL;
-    advance_cur(d, end);
+    if (pinned != NULL)
+        pinned_advance(d, pinned, end);
+    else
+        advance_cur(d, end);
     bool ok = fl_batch_claim(b, fl_next_want(0, 0), false, s, e);
     (void)ok; /* a new batch has at least one item */
     fl_tm_running_add(tm, b);
@@ -1127,13 +1351,17 @@ bool fl_park_prepare(struct fleet_runtime *rt, struct fl_worker *self,
     /* Register first, then look: whatever arrives after the snapshot moves
      * the event. */
     atomic_fetch_add_explicit(&d->sleepers, 1, memory_order_relaxed);
+    self->tm->sleepers++;
     *seen = fl_event_value(&self->tm->ev);
-    bool idle =
-        d->cur == NULL && !fl_pending_nonempty(&d->pending) &&
-        (job == NULL || (!fl_job_is_done(job) && job_victim(job) == NULL)) &&
-        !fl_tm_has_work(self->tm);
-    if (!idle)
+    bool idle = d->cur == NULL && !fl_pending_nonempty(&d->pending) &&
+                pinned_next(d, self->tm) == NULL &&
+                (job == NULL ||
+                 (!fl_job_is_done(job) && job_victim(job, self) == NULL)) &&
+                !fl_tm_has_work(self->tm);
+    if (!idle) {
         atomic_fetch_sub_explicit(&d->sleepers, 1, memory_order_relaxed);
+        self->tm->sleepers--;
+    }
     if (role_leave(d, gen))
         fl_dispatch(rt);
     return idle;

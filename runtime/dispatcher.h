@@ -24,6 +24,18 @@
  * ranges queued again — and the restart strategy schedules its return; the
  * tick also restarts, injects chaos, launches speculative attempts and,
  * when no TaskManager is live and none will restart, cancels what waits.
+ *
+ * Pinned jobs (fleet_submit_on) run on their TaskManager only, while it is
+ * live. A pinned range taken from PENDING moves to its TaskManager's own
+ * queue (fl_tm.pinned), so it never holds up other jobs, and is split by
+ * halving for that pool's room alone; no other pool tail-steals or
+ * speculates its batches; a helping thread runs its work only if it is a
+ * worker of that TaskManager (then also from its pinned queue, which its
+ * own nested wait may be what holds the room). When the TaskManager is
+ * declared failed, its `failures` count goes up before anything of it is
+ * queued again, its pinned queue goes back to PENDING, and until it is live
+ * again the job's ranges are split like any job's (failover); those taken
+ * from PENDING once it is back go to it again.
  */
 #ifndef FLEET_DISPATCHER_H
 #define FLEET_DISPATCHER_H
@@ -59,8 +71,9 @@ struct fl_dispatcher {
     pthread_t thread;
     bool started;
     /* Workers waiting inside a task that found nothing to help with and
-     * sleep on their pool's event. Registered and cleared under the role;
-     * read outside it only as a hint to re-run the role. */
+     * sleep on their pool's event (the sum of the pools' `sleepers`).
+     * Registered and cleared under the role; read outside it only as a hint
+     * to re-run the role. */
     _Atomic unsigned sleepers;
     /* The thread's last return from parking, ns: heartbeats older than
      * this are not held against a TaskManager. */
@@ -70,6 +83,8 @@ struct fl_dispatcher {
     _Atomic bool tick_due;
     /* Dispatcher role only. */
     struct fl_pending *cur;         /* the range being split */
+    unsigned pinned_ranges;         /* in the pools' pinned queues */
+    unsigned pinned_flagged;        /* pools whose has_pinned is true */
     struct fl_batch_list graveyard; /* fenced attempts not yet dropped */
     uint64_t durations[64];         /* recent batch times, ns */
     unsigned ndurations;
@@ -123,7 +138,8 @@ void fl_post(struct fleet_runtime *rt, struct fl_batch *b);
 /*
  * Finds work for a thread that waits — for `job` (NULL: any work; only
  * workers may pass NULL) — and runs it. `self` is the calling worker or
- * NULL. Returns true if it ran anything. Any thread.
+ * NULL. Work of a job pinned to a live TaskManager is run only by that
+ * TaskManager's workers. Returns true if it ran anything. Any thread.
  */
 bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
              struct fl_worker *self);

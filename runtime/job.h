@@ -9,7 +9,9 @@
  * blocking calls keep theirs on the caller's stack and return only once the
  * runtime has dropped its reference (fl_job_settle). `committed` and the
  * live-batch list belong to the dispatcher role; `done` is published with
- * release order and waiters sleep on `done_ev`.
+ * release order and waiters sleep on `done_ev`. A job may be pinned to one
+ * TaskManager (fleet_submit_on): `pin`, fixed at submit, is what the
+ * dispatcher, the tail steals and the helpers check (dispatcher.c).
  *
  * This module does not schedule anything.
  */
@@ -27,6 +29,8 @@
 #include "pending.h"
 #include "wait.h"
 
+struct fl_tm;
+
 /* Reducer partials up to this size live inside the job. */
 #define FL_JOB_ACC_INLINE 64
 
@@ -40,6 +44,9 @@ struct fleet_job {
     void *acc; /* reduce: every committed partial is combined here */
     size_t begin, end;
     size_t grain;
+    /* The TaskManager its batches run on (fleet_submit_on); NULL: any. Set
+     * before the job is pushed, then read-only. */
+    struct fl_tm *pin;
     uint64_t cost_key;    /* its items' entry in the runtime's cost table */
     uint64_t t_submit;    /* ns, for the dispatch latency */
     _Atomic bool started; /* a thread ran its first chunk */

@@ -245,10 +245,14 @@ void fleet_runtime_destroy(fleet_runtime_t *rt)
 }
 
 /* `local`: the job lives there, not on the heap, and the caller waits for
- * it right away, so the first split keeps a share for it. */
+ * it right away, so the first split keeps a share for it. `pin`: the
+ * TaskManager the job's batches run on, or NULL. A pinned job is always on
+ * the heap: it has no caller's share, and never runs inline on its caller
+ * (only the blocking calls do that). */
 static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
                   const fleet_reducer_t *red, void *ctx, size_t begin,
-                  size_t end, struct fleet_job *local, fleet_job_t **out)
+                  size_t end, struct fl_tm *pin, struct fleet_job *local,
+                  fleet_job_t **out)
 {
     if (rt == NULL || out == NULL || begin > end)
         return -EINVAL;
@@ -285,7 +289,9 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
         *out = job;
         return 0;
     }
-    job->caller_share = local != NULL;
+    job->caller_share = local != NULL && pin == NULL;
+    /* Before the push, which publishes the job to the dispatcher. */
+    job->pin = pin;
     job->t_submit = fl_now_ns();
     /* Before the push: counted submitted before it can be completed. */
     atomic_fetch_add_explicit(&rt->metrics.jobs_submitted, 1,
@@ -324,7 +330,15 @@ int fleet_submit(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
 {
     if (fn == NULL)
         return -EINVAL;
-    return submit(rt, fn, NULL, ctx, begin, end, NULL, job);
+    return submit(rt, fn, NULL, ctx, begin, end, NULL, NULL, job);
+}
+
+int fleet_submit_on(fleet_runtime_t *rt, unsigned tm, fleet_range_fn fn,
+                    void *ctx, size_t begin, size_t end, fleet_job_t **job)
+{
+    if (rt == NULL || fn == NULL || tm >= rt->ntm)
+        return -EINVAL;
+    return submit(rt, fn, NULL, ctx, begin, end, &rt->tms[tm], NULL, job);
 }
 
 static void wait_loop(struct fleet_runtime *rt, struct fleet_job *job,
@@ -484,7 +498,7 @@ int fleet_parallel_for(fleet_runtime_t *rt, fleet_range_fn fn, void *ctx,
             return 0;
     }
     struct fleet_job local, *job;
-    int err = submit(rt, fn, NULL, ctx, begin, end, &local, &job);
+    int err = submit(rt, fn, NULL, ctx, begin, end, NULL, &local, &job);
     if (err != 0)
         return err;
     err = fleet_job_wait(job);
@@ -520,7 +534,7 @@ int fleet_parallel_reduce(fleet_runtime_t *rt, const fleet_reducer_t *r,
         }
     }
     struct fleet_job local, *job;
-    int err = submit(rt, NULL, r, ctx, from, end, &local, &job);
+    int err = submit(rt, NULL, r, ctx, from, end, NULL, &local, &job);
     if (err != 0)
         return err;
     err = fleet_job_wait(job);
@@ -552,6 +566,30 @@ int fleet_tm_recover(fleet_runtime_t *rt, unsigned tm)
     if (!rt->cfg.fault_tolerance)
         return -ENOTSUP;
     return fl_recover(rt, tm);
+}
+
+int fleet_tm_status(const fleet_runtime_t *rt, unsigned tm,
+                    fleet_tm_status_t *out)
+{
+    if (rt == NULL || out == NULL || tm >= rt->ntm)
+        return -EINVAL;
+    const struct fl_tm *t = &rt->tms[tm];
+    uint64_t failures, rejoins;
+    /* acquire: pairs with the release increments in the dispatcher
+     * (declare_failed, restart), so a caller whose pinned job has completed
+     * sees every failure that sent any of its batches elsewhere. Read again
+     * while `failures` moves, so that the three fields describe one moment:
+     * a failure and a restart alternate, and live == (failures ==
+     * rejoins). */
+    do {
+        failures = atomic_load_explicit(&t->failures, memory_order_acquire);
+        rejoins = atomic_load_explicit(&t->rejoins, memory_order_acquire);
+    } while (atomic_load_explicit(&t->failures, memory_order_acquire) !=
+             failures);
+    out->live = failures == rejoins;
+    out->failures = failures;
+    out->restarts = rejoins;
+    return 0;
 }
 
 int fleet_failure_stats(const fleet_runtime_t *rt, fleet_failure_stats_t *out)

@@ -72,6 +72,15 @@ static inline struct fl_worker *fl_self(struct fleet_runtime *rt)
     return pthread_getspecific(rt->self);
 }
 
+/* The index of the TaskManager whose worker the calling thread is, or -1
+ * for a thread that is none of rt's workers. For tests, to see where work
+ * ran. Any thread. */
+static inline int fl_current_tm(struct fleet_runtime *rt)
+{
+    struct fl_worker *w = fl_self(rt);
+    return w != NULL ? (int)w->tm->index : -1;
+}
+
 static inline void fl_awake_add(struct fleet_runtime *rt, int delta)
 {
     atomic_fetch_add_explicit(&rt->awake, (unsigned)delta,

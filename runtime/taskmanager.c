@@ -29,9 +29,12 @@ int fl_tm_init(struct fl_tm *tm, struct fleet_runtime *rt, unsigned index,
     atomic_init(&tm->idle, 0);
     atomic_init(&tm->spinning, 0);
     atomic_init(&tm->parked, 0);
+    atomic_init(&tm->has_pinned, false);
     atomic_init(&tm->fault, FL_FAULT_NONE);
     atomic_init(&tm->live, true);
     atomic_init(&tm->fail_epoch, 0);
+    atomic_init(&tm->failures, 0);
+    atomic_init(&tm->rejoins, 0);
     atomic_init(&tm->heartbeat, fl_now_ns());
     atomic_init(&tm->fault_at, 0);
     atomic_init(&tm->restart_asap, false);
@@ -133,7 +136,7 @@ void fl_tm_park(struct fl_tm *tm, uint32_t seen)
     atomic_fetch_add_explicit(&tm->parked, 1, memory_order_relaxed);
     fl_awake_add(tm->rt, -1);
     /* The CPU we free may be what pending work waited for. */
-    if (fl_dispatch_pending(&tm->rt->disp))
+    if (fl_dispatch_pending(&tm->rt->disp) || fl_tm_pinned_waiting(tm))
         fl_dispatch(tm->rt);
     fl_event_wait(&tm->ev, seen, 0);
     fl_awake_add(tm->rt, 1);
@@ -414,9 +417,10 @@ static void *worker_main(void *arg)
         if (fl_tm_take(w) || fl_tm_join_running(w))
             continue;
         /* seq_cst: see role_run(). Room opens when a worker goes idle, so
-         * work left pending for want of room is handed out now. */
+         * work left pending for want of room is handed out now — also work
+         * pinned to this pool, which no other pool may take. */
         atomic_fetch_add_explicit(&tm->idle, 1, memory_order_seq_cst);
-        if (fl_dispatch_pending(&rt->disp))
+        if (fl_dispatch_pending(&rt->disp) || fl_tm_pinned_waiting(tm))
             fl_dispatch(rt);
         bool found = false;
         /* Spin only while no more threads are awake than there are CPUs. */

@@ -17,6 +17,11 @@
  * batch (fenced by then). Liveness is reported by one heartbeat thread per
  * pool, which stops while the pool is frozen.
  *
+ * Jobs pinned to a TaskManager (fleet_submit_on) wait for its room in its
+ * own queue of pending ranges, which the dispatcher role keeps here and
+ * serves to this pool only; `has_pinned` tells its idle workers to call the
+ * dispatcher, as the dispatcher's has_pending does for the other jobs.
+ *
  * It does not decide who gets what (the dispatcher does) and does not commit.
  */
 #ifndef FLEET_TASKMANAGER_H
@@ -37,6 +42,7 @@
 
 struct fleet_runtime;
 struct fleet_job;
+struct fl_pending;
 struct fl_tm;
 
 struct fl_worker {
@@ -60,6 +66,9 @@ struct fl_tm {
     _Atomic unsigned idle;          /* workers looking for work */
     _Atomic unsigned spinning;      /* ... of which awake, not asleep */
     _Atomic unsigned parked;        /* workers asleep on ev, idle or not */
+    /* The role left ranges pinned here waiting for room (a snapshot of
+     * `pinned` != NULL, stored by the role, read by idle workers). */
+    _Atomic bool has_pinned;
 
     /* Lock order: dispatcher role, then this lock, then a batch's
      * partial_lock. Guards the running list. */
@@ -75,6 +84,12 @@ struct fl_tm {
     _Atomic bool restart_asap;     /* fleet_tm_recover: restart at once */
     pthread_t hb_thread;
     bool hb_started;
+    /* fleet_tm_status: times declared failed, and restarted, since the
+     * runtime was created. Written under the dispatcher role, `failures`
+     * before any of its batches is queued again; live == (failures ==
+     * rejoins) whenever the role is free. */
+    _Atomic uint64_t failures;
+    _Atomic uint64_t rejoins;
 
     /* Dispatcher role only. */
     alignas(64) size_t load;        /* items in SCHEDULED batches */
@@ -93,6 +108,12 @@ struct fl_tm {
      * the earliest of those failures was injected (ns). */
     size_t lost_items;
     uint64_t lost_since;
+    /* Ranges of jobs pinned here, taken from PENDING while it is live and
+     * waiting for its room, oldest first (linked through their `next`);
+     * sent back to PENDING when it is declared failed. */
+    struct fl_pending *pinned, *pinned_tail;
+    /* Its workers registered as sleepers (fl_park_prepare). */
+    unsigned sleepers;
 };
 
 /* `fault` when nothing is simulated. */
@@ -130,6 +151,14 @@ static inline bool fl_tm_awake(struct fl_tm *tm)
 {
     return atomic_load_explicit(&tm->parked, memory_order_relaxed) <
            tm->nworkers;
+}
+
+/* Whether the dispatcher role left ranges pinned to tm waiting for its room
+ * (a snapshot). Any thread. */
+static inline bool fl_tm_pinned_waiting(struct fl_tm *tm)
+{
+    /* seq_cst: see the role's store (dispatcher.c, publish_pinned). */
+    return atomic_load_explicit(&tm->has_pinned, memory_order_seq_cst);
 }
 
 /* Sleeps on the pool's event while its value is `seen`, counted as parked
