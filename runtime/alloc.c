@@ -46,6 +46,12 @@ void *fl_alloc_aligned(unsigned arena, size_t align, size_t size)
     return p;
 }
 
+void *fl_realloc(unsigned arena, void *p, size_t size)
+{
+    (void)arena;
+    return size == 0 ? NULL : realloc(p, size);
+}
+
 void fl_free(unsigned arena, void *p)
 {
     (void)arena;
@@ -99,6 +105,15 @@ void *fl_alloc_aligned(unsigned arena, size_t align, size_t size)
     if (size == 0)
         return NULL;
     return mallocx(size, flags_of(arena) | MALLOCX_ZERO | MALLOCX_ALIGN(align));
+}
+
+void *fl_realloc(unsigned arena, void *p, size_t size)
+{
+    if (size == 0)
+        return NULL;
+    if (p == NULL)
+        return mallocx(size, flags_of(arena));
+    return rallocx(p, size, flags_of(arena));
 }
 
 void fl_free(unsigned arena, void *p)

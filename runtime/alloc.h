@@ -33,6 +33,10 @@ void *fl_alloc(unsigned arena, size_t size);
 void *fl_calloc(unsigned arena, size_t n, size_t size);
 /* Zeroed, aligned to `align` (a power of two); NULL when out of memory. */
 void *fl_alloc_aligned(unsigned arena, size_t align, size_t size);
+/* Resizes a block of `arena` (NULL p: allocates) keeping its contents up to
+ * the smaller size; NULL (and p unchanged) when out of memory or size is
+ * 0. */
+void *fl_realloc(unsigned arena, void *p, size_t size);
 /* A block from this shim, with the arena it was allocated in; NULL is a
  * no-op. */
 void fl_free(unsigned arena, void *p);

@@ -16,7 +16,7 @@ for kind in plain asan tsan; do
     echo "== $kind: build"
     # shellcheck disable=SC2086
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DFLEET_BUILD_PERF=OFF -DFLEET_BUILD_EXAMPLES=OFF $opts >/dev/null
+        -DFLEET_BUILD_PERF=OFF -DFLEET_BUILD_EXAMPLES=ON $opts >/dev/null
     cmake --build "$dir" -j "$jobs" >/dev/null
     echo "== $kind: test"
     ctest --test-dir "$dir" --output-on-failure

@@ -1,0 +1,172 @@
+/*
+ * The options every stream example shares, and running a pipeline with
+ * them: --task-managers N, --workers N, --chaos SEED, --checkpoint-ms N,
+ * --partitions N, --batch N, --epoch-batches N, --metrics.
+ *
+ * Not a header of the library; header-only, for examples/ only.
+ */
+#ifndef STREAM_COMMON_H
+#define STREAM_COMMON_H
+
+#include <errno.h>
+#include <fleet.h>
+#include <fleet/metrics.h>
+#include <fleet/stream.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define EX_COMMON_USAGE                                                        \
+    "  --task-managers N  TaskManagers (default 2)\n"                          \
+    "  --workers N        threads per TaskManager (default: CPUs / TMs)\n"     \
+    "  --chaos SEED       seeded random TaskManager failures (crash, hang,\n"  \
+    "                     slow; one every 20 ms on average) during the run\n"  \
+    "  --checkpoint-ms N  checkpoint period (default 0: only at the end;\n"    \
+    "                     with --chaos: 50)\n"                                 \
+    "  --partitions N     key partitions (default 8 per TaskManager)\n"        \
+    "  --batch N          records (or bytes, for files) per batch\n"           \
+    "  --epoch-batches N  batches per epoch (micro-batch)\n"                   \
+    "  --metrics          print the runtime's metrics as JSON to stderr at\n"  \
+    "                     exit\n"                                              \
+    "  --help             this text\n"
+
+typedef struct ex_opts {
+    unsigned long long tms, workers, chaos, ckpt_ms, parts, batch, epoch;
+    bool chaos_set, ckpt_set, metrics;
+} ex_opts_t;
+
+static inline double ex_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* A decimal number in [0, max]: 0, or -1 when it is not one. */
+static inline int ex_number(const char *s, unsigned long long max,
+                            unsigned long long *out)
+{
+    if (s == NULL || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0' || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Takes argv[*i] (and its value) if it is a shared option: 1 taken, 0 not
+ * one of them, -1 bad value. */
+static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
+{
+    static const struct {
+        const char *name;
+        unsigned long long max;
+        size_t off;
+    } opts[] = {
+        {"--task-managers", 64, offsetof(ex_opts_t, tms)},
+        {"--workers", 256, offsetof(ex_opts_t, workers)},
+        {"--chaos", UINT64_MAX, offsetof(ex_opts_t, chaos)},
+        {"--checkpoint-ms", 3600000, offsetof(ex_opts_t, ckpt_ms)},
+        {"--partitions", 65536, offsetof(ex_opts_t, parts)},
+        {"--batch", 1ull << 30, offsetof(ex_opts_t, batch)},
+        {"--epoch-batches", 1ull << 20, offsetof(ex_opts_t, epoch)},
+    };
+    if (strcmp(argv[*i], "--metrics") == 0) {
+        o->metrics = true;
+        return 1;
+    }
+    for (size_t k = 0; k < sizeof(opts) / sizeof(opts[0]); k++) {
+        if (strcmp(argv[*i], opts[k].name) != 0)
+            continue;
+        unsigned long long *dst =
+            (unsigned long long *)((char *)o + opts[k].off);
+        if (*i + 1 >= argc || ex_number(argv[*i + 1], opts[k].max, dst) != 0)
+            return -1;
+        if (k == 2)
+            o->chaos_set = true;
+        if (k == 3)
+            o->ckpt_set = true;
+        *i += 1;
+        return 1;
+    }
+    return 0;
+}
+
+/* The runtime the options ask for. */
+static inline int ex_runtime(const ex_opts_t *o, fleet_runtime_t **rt)
+{
+    fleet_config_t cfg;
+    fleet_config_init(&cfg);
+    if (o->tms)
+        cfg.task_managers = (unsigned)o->tms;
+    cfg.workers_per_tm = (unsigned)o->workers;
+    if (o->chaos_set) {
+        cfg.chaos_seed = o->chaos ? o->chaos : 1;
+        cfg.chaos_mtbf_us = 20000;
+        cfg.chaos_weight[FLEET_FAIL_CRASH] = 2;
+        cfg.chaos_weight[FLEET_FAIL_HANG] = 1;
+        cfg.chaos_weight[FLEET_FAIL_SLOW] = 1;
+        cfg.chaos_fault_us = 30000;
+    }
+    return fleet_runtime_create(rt, &cfg);
+}
+
+static inline void ex_stream_config(const ex_opts_t *o, bool lines,
+                                    fleet_stream_config_t *c)
+{
+    fleet_stream_config_init(c);
+    c->checkpoint_ms = (unsigned)(o->ckpt_set    ? o->ckpt_ms
+                                  : o->chaos_set ? 50
+                                                 : 0);
+    c->partitions = (unsigned)o->parts;
+    if (o->batch && lines)
+        c->batch_bytes = (size_t)o->batch;
+    else if (o->batch)
+        c->batch_records = (size_t)o->batch;
+    if (o->epoch)
+        c->epoch_batches = (unsigned)o->epoch;
+}
+
+/* One line on stderr about the run (unless quiet): what the stream and
+ * the runtime counted; then the metrics if asked for. */
+static inline void ex_report(const char *name, fleet_runtime_t *rt,
+                             const fleet_stream_t *s, double secs,
+                             const ex_opts_t *o, bool quiet)
+{
+    fleet_stream_stats_t st;
+    fleet_failure_stats_t fs;
+    if (fleet_stream_stats(s, &st) != 0 || fleet_failure_stats(rt, &fs) != 0)
+        return;
+    if (!quiet)
+        fprintf(
+            stderr,
+            "%s: %llu records in, %llu out, %llu late, %.3f s; epochs %llu "
+            "(%llu replayed), checkpoints %llu (%llu aborted), restores %llu; "
+            "failures injected %llu, detected %llu\n",
+            name, (unsigned long long)st.records_in,
+            (unsigned long long)st.records_out,
+            (unsigned long long)st.late_dropped, secs,
+            (unsigned long long)st.epochs,
+            (unsigned long long)st.epochs_replayed,
+            (unsigned long long)st.checkpoints,
+            (unsigned long long)st.checkpoints_aborted,
+            (unsigned long long)st.restores,
+            (unsigned long long)(fs.injected[0] + fs.injected[1] +
+                                 fs.injected[2]),
+            (unsigned long long)(fs.detected[0] + fs.detected[1] +
+                                 fs.detected[2]));
+    if (o->metrics) {
+        int err = fleet_metrics_write_json(rt, stderr);
+        if (err != 0)
+            fprintf(stderr, "%s: metrics: %s\n", name, fleet_strerror(err));
+    }
+}
+
+#endif /* STREAM_COMMON_H */
