@@ -197,6 +197,35 @@ head(["date", "host", "CPU", "cores", "commit", "quick", "runs",
    else empty end),
 
 "",
+"## Stream examples vs one plain thread (bench_stream)",
+"",
+(of("stream_config") | first
+ | if . then "COST: each fleet example against a plain one-thread C program doing the same job (perf/wc_serial.c, perf/ysb_serial.c), run interleaved with it, on \(.cpus) CPUs; ratio = serial time / fleet time, the goal is >= \(.goal_ratio). Each command runs once first with its output checked against the baseline's: a wrong output is an error and is not timed. wordcount: \(.corpus_bytes / 1000000 | r(1)) MB corpus (perf/corpus.sh), \(.words) words; ysb: \(.events) events, \(.campaigns) campaigns, seed \(.seed)."
+   else "_not run_" end),
+"",
+(of("stream") as $s
+ | def cell:
+     if .skipped then "skipped (\(.skipped))"
+     elif .error then "**error**: \(.error | gsub("\\|"; "\\|"))"
+     else "\(.median_s * 1000 | r(1)) ms (\(.mitems_per_s | r(1)) M \(.unit)/s)"
+     end;
+ if ($s | length) > 0 then
+   head(["example", "serial", "fleet", "ratio", "command"]),
+   ($s | map(.example) | unique[] as $x
+    | ([$s[] | select(.example == $x and .impl == "serial")] | first) as $b
+    | $s[] | select(.example == $x and .impl == "fleet")
+    | [.label, ($b | cell), cell,
+       (if .ratio then "\(.ratio | r(2))" + (if .goal_met then " ✓" else "" end)
+        else "–" end),
+       "`\(.command)`"] | row),
+   "",
+   ($s[] | select(.impl == "serial")
+    | "- \(.example) baseline: `\(.command)`" +
+      (if .median_s then ": \(.mitems_per_s | r(1)) M \(.unit)/s, CPU \(.cpu_s | r(3)) s, peak RSS \(.max_rss_kib / 1024 | r(1)) MiB."
+       else " (\(.skipped // .error))." end))
+ else empty end),
+
+"",
 "## Plots",
 "",
 "![METG efficiency per grain](\($base)-metg.png)",

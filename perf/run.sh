@@ -7,7 +7,10 @@
 #   perf/results/<date>-<host>.md    a report, one table per benchmark
 #   perf/results/<date>-<host>-*.png plots (gnuplot)
 # (with --quick the names end in -quick). Benchmark logs (stderr) stay in
-# build-perf/perf-logs/.
+# build-perf/perf-logs/. bench_stream runs the stream examples
+# (examples/wordcount, examples/ysb) against their serial baselines; its
+# word-count corpus is written once to build-perf/corpus.txt by
+# perf/corpus.sh.
 #
 # Usage: sh perf/run.sh [--quick] [--runs N] | --report FILE.json
 #   --quick   smaller workloads and 3 runs: a few minutes
@@ -138,9 +141,10 @@ start=$(date +%s)
 echo "building (Release) in build-perf/ and build-perf-sysmalloc/"
 logged "$logs/configure.log" cmake -S . -B build-perf \
     -DCMAKE_BUILD_TYPE=Release -DFLEET_BUILD_TESTS=OFF \
-    -DFLEET_BUILD_EXAMPLES=OFF
+    -DFLEET_BUILD_EXAMPLES=ON
 logged "$logs/build.log" cmake --build build-perf -j "$jobs" --target \
-    bench_loops bench_failures bench_dispatch bench_scaling bench_memory
+    bench_loops bench_failures bench_dispatch bench_scaling bench_memory \
+    bench_stream wc_serial ysb_serial wordcount ysb
 # Optional benchmarks: run only if they build (bench_tbb needs oneTBB).
 for opt in bench_metg bench_tbb; do
     rm -f "build-perf/perf/$opt"
@@ -148,6 +152,11 @@ for opt in bench_metg bench_tbb; do
         >"$logs/build-$opt.log" 2>&1 ||
         echo "  $opt not built (see $logs/build-$opt.log)"
 done
+corpus=build-perf/corpus.txt
+if [ ! -s "$corpus" ]; then
+    echo "writing the word-count corpus to $corpus"
+    logged "$logs/corpus.log" sh perf/corpus.sh "$corpus"
+fi
 logged "$logs/configure-sysmalloc.log" cmake -S . -B build-perf-sysmalloc \
     -DCMAKE_BUILD_TYPE=Release -DFLEET_SYSTEM_MALLOC=ON \
     -DFLEET_BUILD_TESTS=OFF -DFLEET_BUILD_EXAMPLES=OFF
@@ -162,7 +171,8 @@ fi
 
 # Each step: binary@build directory.
 steps=""
-for b in bench_loops bench_failures bench_dispatch bench_scaling bench_memory; do
+for b in bench_loops bench_failures bench_dispatch bench_scaling bench_memory \
+    bench_stream; do
     steps="$steps $b@build-perf"
 done
 steps="$steps bench_memory@build-perf-sysmalloc"
@@ -214,10 +224,14 @@ for step in $steps; do
         label="$b (system malloc)"
         log="$logs/$b-sysmalloc.log"
     fi
+    extra=""
+    if [ "$b" = bench_stream ]; then
+        extra="--build-dir $dir --corpus $corpus"
+    fi
     printf '[%d/%d] %s ... ' "$i" "$total" "$label"
     t0=$(date +%s)
     # shellcheck disable=SC2086
-    if "$dir/perf/$b" $flags >"$log.out" 2>"$log"; then
+    if "$dir/perf/$b" $flags $extra >"$log.out" 2>"$log"; then
         echo "$(($(date +%s) - t0)) s"
     else
         echo "FAILED after $(($(date +%s) - t0)) s (see $log)"
