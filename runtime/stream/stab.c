@@ -70,6 +70,26 @@ void stab_init(stab_t *t, size_t vsize)
     t->stride = sizeof(stab_ent_t) + ((vsize + 7) & ~(size_t)7);
 }
 
+static int reindex(stab_t *t, size_t slots);
+
+int stab_reserve(stab_t *t, size_t n)
+{
+    size_t slots = 64;
+    while (slots < 2 * (n + 1))
+        slots *= 2;
+    if (t->mask + 1 < slots && reindex(t, slots) != 0)
+        return -ENOMEM;
+    size_t want = n * t->stride;
+    if (want > t->ents.cap) {
+        unsigned char *p = fl_realloc(FL_ARENA_DEFAULT, t->ents.p, want);
+        if (p == NULL)
+            return -ENOMEM;
+        t->ents.p = p;
+        t->ents.cap = want;
+    }
+    return 0;
+}
+
 void stab_free(stab_t *t)
 {
     sbuf_free(&t->ents);

@@ -58,6 +58,9 @@ typedef struct stab {
 } stab_t;
 
 void stab_init(stab_t *t, size_t vsize);
+/* Makes room for n entries (index and entries) so that inserting that many
+ * does not grow anything. 0 or -ENOMEM (nothing changed then). */
+int stab_reserve(stab_t *t, size_t n);
 void stab_free(stab_t *t);
 /* Empties t, keeping its blocks. */
 void stab_clear(stab_t *t);

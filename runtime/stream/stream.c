@@ -198,6 +198,7 @@ struct fleet_stream {
     size_t neps, caps;
     uint64_t E, ckpt_epoch;
     bool src_done;      /* the final epoch has been read */
+    size_t tab_hint;    /* entries of the fullest combiner table lately */
     uint64_t last_ckpt; /* when the last checkpoint completed */
     int64_t pend;       /* P after the last epoch read */
     uint64_t late_driver;
@@ -463,8 +464,12 @@ static chunk_out_t *chunk_make(const fleet_stream_t *s)
         if (co->tabs == NULL)
             goto fail;
         size_t vs = s->kkind == K_REDUCE ? s->acc8 : TV_ACC + s->acc8;
-        for (unsigned p = 0; p < s->nparts; p++)
+        for (unsigned p = 0; p < s->nparts; p++) {
             stab_init(&co->tabs[p], vs);
+            /* Sized like the last epoch's: no growing on the hot path. */
+            if (s->tab_hint > 0 && stab_reserve(&co->tabs[p], s->tab_hint))
+                goto fail;
+        }
     } else if (s->keyed) {
         co->lists = fl_calloc(FL_ARENA_DEFAULT, s->nparts, sizeof(sbuf_t));
         if (co->lists == NULL)
@@ -1355,9 +1360,14 @@ static int map_epoch(fleet_stream_t *s, epoch_t *ep,
         err = atomic_load_explicit(&slots[c], memory_order_acquire)->err;
     if (err != 0)
         return err;
-    /* Prefix maxima and the first run's counts. */
+    /* Prefix maxima, the first run's counts, and the size of the tables
+     * for the next epoch. */
+    size_t hint = 0;
     for (unsigned c = 0; c < ep->nchunks; c++) {
         chunk_out_t *co = atomic_load_explicit(&slots[c], memory_order_relaxed);
+        for (unsigned p = 0; co->tabs != NULL && p < s->nparts; p++)
+            if (co->tabs[p].n > hint)
+                hint = co->tabs[p].n;
         ep->prefix[c + 1] = max_ts(ep->prefix[c], co->maxts);
         if (ep->seen)
             continue;
@@ -1366,6 +1376,7 @@ static int map_epoch(fleet_stream_t *s, epoch_t *ep,
     }
     if (!ep->seen)
         s->pend = ep->prefix[ep->nchunks];
+    s->tab_hint = hint + hint / 4;
     return 0;
 }
 
