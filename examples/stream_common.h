@@ -25,8 +25,8 @@
     "  --workers N        threads per TaskManager (default: CPUs / TMs)\n"     \
     "  --chaos SEED       seeded random TaskManager failures (crash, hang,\n"  \
     "                     slow; one every 20 ms on average) during the run\n"  \
-    "  --checkpoint-ms N  checkpoint period (default 0: only at the end;\n"    \
-    "                     with --chaos: 50)\n"                                 \
+    "  --checkpoint-ms N  checkpoint period (default 1000, with --chaos 50;\n" \
+    "                     0: only at the end)\n"                               \
     "  --partitions N     key partitions (default 8 per TaskManager)\n"        \
     "  --batch N          records (or bytes, for files) per batch\n"           \
     "  --epoch-batches N  batches per epoch (micro-batch)\n"                   \
@@ -122,9 +122,10 @@ static inline void ex_stream_config(const ex_opts_t *o, bool lines,
                                     fleet_stream_config_t *c)
 {
     fleet_stream_config_init(c);
-    c->checkpoint_ms = (unsigned)(o->ckpt_set    ? o->ckpt_ms
-                                  : o->chaos_set ? 50
-                                                 : 0);
+    if (o->ckpt_set)
+        c->checkpoint_ms = (unsigned)o->ckpt_ms;
+    else if (o->chaos_set)
+        c->checkpoint_ms = 50;
     c->partitions = (unsigned)o->parts;
     if (o->batch && lines)
         c->batch_bytes = (size_t)o->batch;

@@ -35,7 +35,7 @@
  * brings the watermark to +infinity: every window fires, count windows
  * with elements not yet fired included.
  *
- * Exactly once. Every checkpoint_ms (0: only at the end) the pipeline
+ * Exactly once. Every checkpoint_ms (1 s; 0: only at the end) the pipeline
  * snapshots the keyed state of every partition at an epoch boundary (the
  * micro-batch form of an aligned barrier) with the source offset. Records
  * reach the sink only when a checkpoint covering them has completed. When
@@ -163,8 +163,11 @@ typedef struct fleet_stream_config {
     unsigned epoch_batches;
     /* Key partitions; 0 = 8 per TaskManager. At most 65536. */
     unsigned partitions;
-    /* Checkpoint period, ms; 0 = none but the final one (a failure then
-     * replays from the start, and the output reaches the sink at the end). */
+    /* Checkpoint period, ms. Default 1000. Input read since the last
+     * checkpoint is kept for replay (lines sources keep their bytes), and
+     * output waits for the next one. 0 = none but the final one: a failure
+     * then replays from the start, the output reaches the sink at the end,
+     * and a lines source keeps all of its input until then. */
     unsigned checkpoint_ms;
     /* Event time: the watermark's delay behind the largest timestamp. >= 0.
      * Default 0. */

@@ -1492,6 +1492,7 @@ void fleet_stream_config_init(fleet_stream_config_t *cfg)
     cfg->batch_bytes = 256 * 1024;
     cfg->batch_records = 16384;
     cfg->epoch_batches = 8;
+    cfg->checkpoint_ms = 1000;
 }
 
 int fleet_stream_create(fleet_stream_t **out, fleet_runtime_t *rt,
