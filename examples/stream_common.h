@@ -170,4 +170,64 @@ static inline void ex_report(const char *name, fleet_runtime_t *rt,
     }
 }
 
+/* A counter aggregate's init, add and merge (8 bytes: uint64_t). */
+static inline void ex_count_init(void *ctx, void *acc)
+{
+    (void)ctx;
+    *(uint64_t *)acc = 0;
+}
+
+static inline void ex_count_add(void *ctx, void *acc, const fleet_record_t *in)
+{
+    (void)ctx;
+    (void)in;
+    ++*(uint64_t *)acc;
+}
+
+static inline void ex_count_merge(void *ctx, void *into, const void *acc)
+{
+    (void)ctx;
+    *(uint64_t *)into += *(const uint64_t *)acc;
+}
+
+/* Flink's WordCount tokenizer on bytes: emits every maximal run of ASCII
+ * [A-Za-z0-9_], lower-cased; every other byte separates words. */
+static inline int ex_word_byte(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           (c >= '0' && c <= '9') || c == '_';
+}
+
+static inline void ex_tokenize(void *ctx, const fleet_record_t *in,
+                               fleet_emitter_t *out)
+{
+    (void)ctx;
+    const unsigned char *p = in->data, *end = p + in->len;
+    unsigned char small[256], *buf = small;
+    size_t cap = sizeof(small);
+    while (p < end) {
+        while (p < end && !ex_word_byte(*p))
+            p++;
+        const unsigned char *w = p;
+        while (p < end && ex_word_byte(*p))
+            p++;
+        size_t n = (size_t)(p - w);
+        if (n == 0)
+            break;
+        if (n > cap) {
+            unsigned char *b = realloc(buf == small ? NULL : buf, n);
+            if (b == NULL)
+                abort(); /* out of memory in an operator: nothing sane left */
+            buf = b;
+            cap = n;
+        }
+        for (size_t i = 0; i < n; i++)
+            buf[i] =
+                (unsigned char)(w[i] >= 'A' && w[i] <= 'Z' ? w[i] + 32 : w[i]);
+        fleet_emit(out, buf, n, FLEET_TS_NONE);
+    }
+    if (buf != small)
+        free(buf);
+}
+
 #endif /* STREAM_COMMON_H */

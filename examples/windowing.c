@@ -153,49 +153,6 @@ static void fs_result(void *ctx, const void *key, size_t len,
 
 /* ---- count: Flink's WindowWordCount ------------------------------------- */
 
-static unsigned char word_byte[256], lower[256];
-
-static void tokenize(void *ctx, const fleet_record_t *in, fleet_emitter_t *out)
-{
-    (void)ctx;
-    const unsigned char *p = in->data, *end = p + in->len;
-    char buf[256];
-    while (p < end) {
-        while (p < end && !word_byte[*p])
-            p++;
-        const unsigned char *w = p;
-        while (p < end && word_byte[*p])
-            p++;
-        size_t n = (size_t)(p - w);
-        if (n == 0)
-            break;
-        if (n > sizeof(buf))
-            n = sizeof(buf); /* this example counts long words by a prefix */
-        for (size_t i = 0; i < n; i++)
-            buf[i] = (char)lower[w[i]];
-        fleet_emit(out, buf, n, FLEET_TS_NONE);
-    }
-}
-
-static void cnt_init(void *ctx, void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)acc = 0;
-}
-
-static void cnt_add(void *ctx, void *acc, const fleet_record_t *in)
-{
-    (void)ctx;
-    (void)in;
-    ++*(uint64_t *)acc;
-}
-
-static void cnt_merge(void *ctx, void *into, const void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)acc;
-}
-
 static void cnt_result(void *ctx, const void *key, size_t len,
                        const fleet_window_span_t *span, const void *acc,
                        fleet_emitter_t *out)
@@ -357,11 +314,6 @@ int main(int argc, char **argv)
     }
     if (size == 0 || slide == 0 || keys == 0 || disorder == 0)
         goto bad;
-    for (int c = 0; c < 256; c++) {
-        word_byte[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '_';
-        lower[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-    }
 
     fleet_runtime_t *rt;
     int err = ex_runtime(&o, &rt);
@@ -372,8 +324,8 @@ int main(int argc, char **argv)
     }
     static const fleet_aggregate_t first_sum = {
         sizeof(struct first_sum), fs_init, fs_add, fs_merge, fs_result};
-    static const fleet_aggregate_t words = {8, cnt_init, cnt_add, cnt_merge,
-                                            cnt_result};
+    static const fleet_aggregate_t words = {8, ex_count_init, ex_count_add,
+                                            ex_count_merge, cnt_result};
     static const fleet_aggregate_t count_sum = {sizeof(struct cs), cs_init,
                                                 cs_add, cs_merge, cs_result};
     struct gen g = {seed, keys, disorder};
@@ -403,7 +355,7 @@ int main(int argc, char **argv)
         w.slide = (int64_t)slide;
         err = fleet_stream_source_files(s, files, nfiles);
         if (err == 0)
-            err = fleet_stream_flat_map(s, tokenize, NULL);
+            err = fleet_stream_flat_map(s, ex_tokenize, NULL);
         if (err == 0)
             err = fleet_stream_key_by(s, NULL, NULL);
         if (err == 0)

@@ -16,67 +16,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "stream_common.h"
 
-/* 1 for [A-Za-z0-9_], and the lower-case of every byte. */
-static unsigned char word_byte[256], lower[256];
-
-static void tables_init(void)
-{
-    for (int c = 0; c < 256; c++) {
-        word_byte[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                       (c >= '0' && c <= '9') || c == '_';
-        lower[c] = (unsigned char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-    }
-}
-
-static void tokenize(void *ctx, const fleet_record_t *in, fleet_emitter_t *out)
-{
-    (void)ctx;
-    const unsigned char *p = in->data, *end = p + in->len;
-    unsigned char small[256], *buf = small;
-    size_t cap = sizeof(small);
-    while (p < end) {
-        while (p < end && !word_byte[*p])
-            p++;
-        const unsigned char *w = p;
-        while (p < end && word_byte[*p])
-            p++;
-        size_t n = (size_t)(p - w);
-        if (n == 0)
-            break;
-        if (n > cap) {
-            unsigned char *b = realloc(buf == small ? NULL : buf, n);
-            if (b == NULL)
-                abort(); /* out of memory in an operator: nothing sane left */
-            buf = b;
-            cap = n;
-        }
-        for (size_t i = 0; i < n; i++)
-            buf[i] = lower[w[i]];
-        fleet_emit(out, buf, n, FLEET_TS_NONE);
-    }
-    if (buf != small)
-        free(buf);
-}
-
-static void count_init(void *ctx, void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)acc = 0;
-}
-
-static void count_add(void *ctx, void *acc, const fleet_record_t *in)
-{
-    (void)ctx;
-    (void)in;
-    ++*(uint64_t *)acc;
-}
-
-static void count_merge(void *ctx, void *into, const void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)acc;
-}
-
 /* Emits the count (8 bytes) followed by the word. */
 static void count_result(void *ctx, const void *key, size_t len,
                          const fleet_window_span_t *span, const void *acc,
@@ -220,7 +159,6 @@ int main(int argc, char **argv)
             files[nfiles++] = argv[i];
         }
     }
-    tables_init();
 
     fleet_runtime_t *rt;
     int err = ex_runtime(&o, &rt);
@@ -229,8 +167,8 @@ int main(int argc, char **argv)
         free(files);
         return 1;
     }
-    static const fleet_aggregate_t sum = {8, count_init, count_add, count_merge,
-                                          count_result};
+    static const fleet_aggregate_t sum = {8, ex_count_init, ex_count_add,
+                                          ex_count_merge, count_result};
     struct words words = {0};
     fleet_stream_config_t cfg;
     ex_stream_config(&o, true, &cfg);
@@ -240,7 +178,7 @@ int main(int argc, char **argv)
     if (err == 0)
         err = fleet_stream_source_files(s, files, nfiles);
     if (err == 0)
-        err = fleet_stream_flat_map(s, tokenize, NULL);
+        err = fleet_stream_flat_map(s, ex_tokenize, NULL);
     if (err == 0)
         err = fleet_stream_key_by(s, NULL, NULL);
     if (err == 0)

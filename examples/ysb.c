@@ -45,25 +45,6 @@ static void join(void *ctx, const fleet_record_t *in, fleet_emitter_t *out)
     fleet_emit(out, &campaign, sizeof(campaign), in->ts);
 }
 
-static void count_init(void *ctx, void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)acc = 0;
-}
-
-static void count_add(void *ctx, void *acc, const fleet_record_t *in)
-{
-    (void)ctx;
-    (void)in;
-    ++*(uint64_t *)acc;
-}
-
-static void count_merge(void *ctx, void *into, const void *acc)
-{
-    (void)ctx;
-    *(uint64_t *)into += *(const uint64_t *)acc;
-}
-
 struct row {
     uint64_t campaign;
     int64_t start;
@@ -220,8 +201,8 @@ int main(int argc, char **argv)
         ysb_join_free(&y.join, y.ads);
         return 1;
     }
-    static const fleet_aggregate_t count = {8, count_init, count_add,
-                                            count_merge, count_result};
+    static const fleet_aggregate_t count = {8, ex_count_init, ex_count_add,
+                                            ex_count_merge, count_result};
     const fleet_window_t win = {.kind = FLEET_WINDOW_TUMBLING,
                                 .size = YSB_WINDOW_MS};
     struct rows rows = {0};
