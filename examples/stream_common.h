@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define EX_COMMON_USAGE                                                        \
     "  --task-managers N  TaskManagers (default 2)\n"                          \
@@ -118,10 +119,32 @@ static inline int ex_runtime(const ex_opts_t *o, fleet_runtime_t **rt)
     return fleet_runtime_create(rt, &cfg);
 }
 
+/* A progress line a second on a terminal: what the stream counted. */
+static inline void ex_progress(void *ctx, const fleet_stream_stats_t *st)
+{
+    fprintf(stderr,
+            "%s: %llu records in, %llu out; epochs %llu (%llu replayed), "
+            "checkpoints %llu, restores %llu\n",
+            (const char *)ctx, (unsigned long long)st->records_in,
+            (unsigned long long)st->records_out, (unsigned long long)st->epochs,
+            (unsigned long long)st->epochs_replayed,
+            (unsigned long long)st->checkpoints,
+            (unsigned long long)st->restores);
+}
+
+/* The stream configuration the options ask for (lines: a lines source, so
+ * --batch counts bytes); a progress line a second on stderr when it is a
+ * terminal and not quiet. */
 static inline void ex_stream_config(const ex_opts_t *o, bool lines,
+                                    const char *name, bool quiet,
                                     fleet_stream_config_t *c)
 {
     fleet_stream_config_init(c);
+    if (!quiet && isatty(STDERR_FILENO)) {
+        c->progress = ex_progress;
+        c->progress_ctx = (void *)name;
+        c->progress_ms = 1000;
+    }
     if (o->ckpt_set)
         c->checkpoint_ms = (unsigned)o->ckpt_ms;
     else if (o->chaos_set)

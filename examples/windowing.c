@@ -331,7 +331,7 @@ int main(int argc, char **argv)
     struct gen g = {seed, keys, disorder};
     struct lines out = {0};
     fleet_stream_config_t cfg;
-    ex_stream_config(&o, count, &cfg);
+    ex_stream_config(&o, count, "windowing", quiet, &cfg);
     if (tumbling || sliding)
         cfg.max_out_of_orderness = (int64_t)delay;
     fleet_window_t w = {0};

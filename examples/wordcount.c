@@ -171,7 +171,7 @@ int main(int argc, char **argv)
                                           ex_count_merge, count_result};
     struct words words = {0};
     fleet_stream_config_t cfg;
-    ex_stream_config(&o, true, &cfg);
+    ex_stream_config(&o, true, "wordcount", quiet, &cfg);
     fleet_stream_t *s = NULL;
     double t0 = ex_now();
     err = fleet_stream_create(&s, rt, &cfg);

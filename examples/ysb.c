@@ -207,7 +207,7 @@ int main(int argc, char **argv)
                                 .size = YSB_WINDOW_MS};
     struct rows rows = {0};
     fleet_stream_config_t cfg;
-    ex_stream_config(&o, false, &cfg);
+    ex_stream_config(&o, false, "ysb", quiet, &cfg);
     cfg.max_out_of_orderness = YSB_MAX_DELAY_MS;
     fleet_stream_t *s = NULL;
     double t0 = ex_now();

@@ -756,6 +756,55 @@ static void test_stateless_order(void **state)
     lines_free(&want);
 }
 
+/* Progress reports: counts that only grow, the last one complete. */
+typedef struct prog {
+    unsigned calls;
+    uint64_t last_in, last_epochs;
+    bool shrank;
+} prog_t;
+
+static void on_progress(void *ctx, const fleet_stream_stats_t *st)
+{
+    prog_t *p = ctx;
+    p->shrank |= st->records_in < p->last_in || st->epochs < p->last_epochs;
+    p->last_in = st->records_in;
+    p->last_epochs = st->epochs;
+    p->calls++;
+}
+
+static void test_progress(void **state)
+{
+    (void)state;
+    gspec_t g = {50000, 9, 1, 5, 0, 1};
+    fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = 2});
+    genctx_t gc = {.g = g};
+    prog_t pr = {0};
+    fleet_stream_config_t c;
+    fleet_stream_config_init(&c);
+    c.batch_records = 1000;
+    c.epoch_batches = 2;
+    c.progress = on_progress;
+    c.progress_ctx = &pr;
+    c.progress_ms = 0; /* every epoch */
+    lines_t out = {0};
+    fleet_stream_t *s;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    assert_int_equal(fleet_stream_source_generator(s, g.n, gen, &gc), 0);
+    assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
+    assert_int_equal(fleet_stream_reduce(s, &count_sum, NULL), 0);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+    assert_int_equal(fleet_stream_run(s), 0);
+    assert_true(pr.calls >= 25); /* 25 epochs of 2000, then the end */
+    assert_false(pr.shrank);
+    assert_int_equal(pr.last_in, g.n);
+    fleet_stream_stats_t st;
+    assert_int_equal(fleet_stream_stats(s, &st), 0);
+    assert_int_equal(pr.last_epochs, st.epochs);
+    fleet_stream_destroy(s);
+    fleet_runtime_destroy(rt);
+    lines_free(&out);
+}
+
 static void test_reduce(void **state)
 {
     (void)state;
@@ -1061,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_operator_errors),
         cmocka_unit_test(test_stateless_order),
+        cmocka_unit_test(test_progress),
         cmocka_unit_test(test_reduce),
         cmocka_unit_test(test_time_windows),
         cmocka_unit_test(test_allowed_lateness),

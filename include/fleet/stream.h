@@ -153,6 +153,19 @@ typedef struct fleet_window {
     int64_t allowed_lateness;
 } fleet_window_t;
 
+typedef struct fleet_stream_stats {
+    uint64_t records_in;   /* from the source (replays not counted) */
+    uint64_t records_out;  /* to the sink */
+    uint64_t late_dropped; /* behind the watermark, in no window kept */
+    uint64_t epochs;       /* epochs run, replays included */
+    uint64_t epochs_replayed;
+    uint64_t checkpoints;         /* completed */
+    uint64_t checkpoints_aborted; /* a TaskManager failed during one */
+    uint64_t restores;            /* partitions restored from a checkpoint */
+    uint64_t checkpoint_ns_total; /* time spent taking checkpoints */
+    uint64_t state_bytes;         /* keyed state in the last checkpoint */
+} fleet_stream_stats_t;
+
 typedef struct fleet_stream_config {
     /* Line sources: bytes per batch (whole lines; a longer line is one
      * batch). Default 256 KiB, >= 1. */
@@ -172,6 +185,12 @@ typedef struct fleet_stream_config {
     /* Event time: the watermark's delay behind the largest timestamp. >= 0.
      * Default 0. */
     int64_t max_out_of_orderness;
+    /* A progress report: progress(progress_ctx, counters so far) about
+     * every progress_ms (between epochs, on the thread in
+     * fleet_stream_run), and once at the end. NULL (the default): none. */
+    void (*progress)(void *ctx, const fleet_stream_stats_t *st);
+    void *progress_ctx;
+    unsigned progress_ms;
 } fleet_stream_config_t;
 
 /* Fills *cfg with the defaults. Thread-safety: any thread. */
@@ -231,19 +250,6 @@ FLEET_API int fleet_stream_sink_file(fleet_stream_t *s, FILE *f);
  * pipeline runs once (-EALREADY after).
  */
 FLEET_API int fleet_stream_run(fleet_stream_t *s);
-
-typedef struct fleet_stream_stats {
-    uint64_t records_in;   /* from the source (replays not counted) */
-    uint64_t records_out;  /* to the sink */
-    uint64_t late_dropped; /* behind the watermark, in no window kept */
-    uint64_t epochs;       /* epochs run, replays included */
-    uint64_t epochs_replayed;
-    uint64_t checkpoints;         /* completed */
-    uint64_t checkpoints_aborted; /* a TaskManager failed during one */
-    uint64_t restores;            /* partitions restored from a checkpoint */
-    uint64_t checkpoint_ns_total; /* time spent taking checkpoints */
-    uint64_t state_bytes;         /* keyed state in the last checkpoint */
-} fleet_stream_stats_t;
 
 /* Copies the counters to *out. Returns 0 or -EINVAL. Thread-safety: the
  * thread that runs the pipeline, or any thread when it is not running. */

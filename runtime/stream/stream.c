@@ -203,6 +203,7 @@ struct fleet_stream {
     int64_t pend;       /* P after the last epoch read */
     uint64_t late_driver;
     fleet_stream_stats_t st;
+    uint64_t last_progress;
     void (*ckpt_hook)(void *ctx, unsigned n); /* tests only */
     void *ckpt_hook_ctx;
     unsigned ckpt_attempts;
@@ -1422,6 +1423,30 @@ static uint64_t min_applied(const fleet_stream_t *s)
     return m;
 }
 
+static void stats_fill(const fleet_stream_t *s, fleet_stream_stats_t *out)
+{
+    *out = s->st;
+    if (s->keyed && s->parts != NULL) {
+        out->late_dropped = s->late_driver;
+        for (unsigned p = 0; p < s->nparts; p++)
+            out->late_dropped += s->parts[p].live.late;
+    }
+}
+
+/* Reports progress when progress_ms has passed (or `now`). */
+static void progress(fleet_stream_t *s, bool now)
+{
+    if (s->cfg.progress == NULL)
+        return;
+    uint64_t t = now_ns();
+    if (!now && t - s->last_progress < (uint64_t)s->cfg.progress_ms * 1000000u)
+        return;
+    s->last_progress = t;
+    fleet_stream_stats_t st;
+    stats_fill(s, &st);
+    s->cfg.progress(s->cfg.progress_ctx, &st);
+}
+
 /* A pipeline without key_by: epochs in order, output at each epoch's end
  * (nothing is kept between epochs, so nothing needs restoring). */
 static int run_stateless(fleet_stream_t *s)
@@ -1447,6 +1472,7 @@ static int run_stateless(fleet_stream_t *s)
         epochs_drop_through(s, ep->id);
         if (err != 0)
             return err;
+        progress(s, false);
     }
 }
 
@@ -1461,6 +1487,7 @@ static int run_keyed(fleet_stream_t *s)
                 err = check_failures(s);
             if (err < 0)
                 return err;
+            progress(s, false);
         }
         epoch_t *last = s->neps ? s->eps[s->neps - 1] : NULL;
         bool done = last != NULL && last->final;
@@ -1781,16 +1808,15 @@ int fleet_stream_run(fleet_stream_t *s)
         return -EINVAL;
     s->ran = true;
     s->pend = FLEET_TS_NONE;
+    s->last_progress = now_ns();
     int err = run_setup(s);
     if (err == 0)
         err = s->keyed ? run_keyed(s) : run_stateless(s);
     if (err == 0 && s->sinkf != NULL && fflush(s->sinkf) != 0)
         err = -EIO;
-    if (s->keyed && s->parts != NULL) {
-        s->st.late_dropped = s->late_driver;
-        for (unsigned p = 0; p < s->nparts; p++)
-            s->st.late_dropped += s->parts[p].live.late;
-    }
+    stats_fill(s, &s->st);
+    if (err == 0)
+        progress(s, true);
     run_state_free(s);
     return err;
 }
@@ -1806,11 +1832,6 @@ int fleet_stream_stats(const fleet_stream_t *s, fleet_stream_stats_t *out)
 {
     if (s == NULL || out == NULL)
         return -EINVAL;
-    *out = s->st;
-    if (s->keyed && s->parts != NULL) {
-        out->late_dropped = s->late_driver;
-        for (unsigned p = 0; p < s->nparts; p++)
-            out->late_dropped += s->parts[p].live.late;
-    }
+    stats_fill(s, out);
     return 0;
 }
