@@ -176,11 +176,11 @@ typedef struct fleet_stream_config {
     unsigned epoch_batches;
     /* Key partitions; 0 = 8 per TaskManager. At most 65536. */
     unsigned partitions;
-    /* Checkpoint period, ms. Default 1000. Input read since the last
-     * checkpoint is kept for replay (lines sources keep their bytes), and
-     * output waits for the next one. 0 = none but the final one: a failure
-     * then replays from the start, the output reaches the sink at the end,
-     * and a lines source keeps all of its input until then. */
+    /* Checkpoint period, ms. Default 1000. Output waits for the next
+     * checkpoint; standard input or a pipe keeps the bytes read since the
+     * last one (for replay). 0 = none but the final one: a failure then
+     * replays from the start, the output reaches the sink at the end, and
+     * standard input is kept whole until then. */
     unsigned checkpoint_ms;
     /* Event time: the watermark's delay behind the largest timestamp. >= 0.
      * Default 0. */
@@ -208,8 +208,10 @@ FLEET_API void fleet_stream_destroy(fleet_stream_t *s);
  * Lines of the files in order, as one byte stream (NULL or n == 0: standard
  * input); each record is a line without its '\n', ts FLEET_TS_NONE. The
  * paths are copied; files are opened by fleet_stream_run (which returns
- * -errno of open/read). Input not yet covered by a checkpoint is kept for
- * replay.
+ * -errno of open/read). Replay after a failure reads regular files again
+ * from the offsets recorded with each epoch (they must not change while the
+ * pipeline runs: -EIO if one shrank); standard input and pipes keep their
+ * bytes in memory until a checkpoint covers them.
  */
 FLEET_API int fleet_stream_source_files(fleet_stream_t *s,
                                         const char *const *paths, size_t n);

@@ -41,6 +41,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,8 +148,9 @@ typedef struct epoch {
     bool final;
     bool seen; /* its map phase ran once (first-run accounting done) */
     unsigned nchunks;
-    unsigned char *buf; /* lines */
+    unsigned char *buf; /* lines; NULL once dropped (seekable inputs) */
     size_t len;
+    uint64_t gpos;   /* where buf starts in the inputs' byte stream */
     size_t *cuts;    /* nchunks + 1 */
     uint64_t gbegin; /* generator */
     int64_t *prefix; /* nchunks + 1: P before each batch, and after */
@@ -193,6 +195,13 @@ struct fleet_stream {
     size_t file_i;
     bool eof;
     sbuf_t carry;
+    /* Replay from the recorded offsets: when every input is a regular file,
+     * an epoch's bytes are dropped once merged and read again (pread) if a
+     * failure makes it replay; otherwise (standard input, pipes) they are
+     * kept until a checkpoint covers them. */
+    bool seekable;
+    uint64_t gread;   /* bytes read from the inputs so far */
+    uint64_t *fstart; /* where each file starts in the byte stream */
     uint64_t gnext;
     epoch_t **eps; /* epochs ckpt_epoch + 1 .. E */
     size_t neps, caps;
@@ -1173,10 +1182,15 @@ static int read_some(fleet_stream_t *s, sbuf_t *b, size_t want)
         if (s->fd < 0) {
             if (s->npaths == 0) {
                 s->fd = STDIN_FILENO;
+                s->seekable = false;
             } else {
                 s->fd = open(s->paths[s->file_i], O_RDONLY);
                 if (s->fd < 0)
                     return -errno;
+                struct stat sb;
+                if (fstat(s->fd, &sb) != 0 || !S_ISREG(sb.st_mode))
+                    s->seekable = false;
+                s->fstart[s->file_i] = s->gread;
             }
         }
         size_t at = b->len;
@@ -1190,6 +1204,7 @@ static int read_some(fleet_stream_t *s, sbuf_t *b, size_t want)
             return -errno;
         }
         b->len = at + (size_t)r;
+        s->gread += (uint64_t)r;
         if (r > 0)
             return 0;
         if (s->fd != STDIN_FILENO)
@@ -1225,6 +1240,7 @@ static int read_lines(fleet_stream_t *s, epoch_t *ep)
         return err;
     }
     size_t len = b.len;
+    ep->gpos = s->gread - b.len;
     if (!s->eof) {
         len = (size_t)(last_nl(b.p, b.len) - b.p) + 1;
         if (b.len > len) {
@@ -1318,6 +1334,40 @@ static int next_epoch(fleet_stream_t *s)
     return 0;
 }
 
+/* Reads ep's bytes again from the files (seekable inputs only). */
+static int reread(fleet_stream_t *s, epoch_t *ep)
+{
+    ep->buf = fl_alloc(FL_ARENA_DEFAULT, ep->len ? ep->len : 1);
+    if (ep->buf == NULL)
+        return -ENOMEM;
+    size_t got = 0;
+    size_t f = 0;
+    while (f + 1 < s->npaths && s->fstart[f + 1] <= ep->gpos)
+        f++;
+    while (got < ep->len && f < s->npaths) {
+        int fd = open(s->paths[f], O_RDONLY);
+        if (fd < 0)
+            return -errno;
+        uint64_t off = ep->gpos + got - s->fstart[f];
+        for (;;) {
+            ssize_t r = pread(fd, ep->buf + got, ep->len - got, (off_t)off);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                int err = -errno;
+                close(fd);
+                return err;
+            }
+            if (r == 0 || (got += (size_t)r) == ep->len)
+                break;
+            off += (uint64_t)r;
+        }
+        close(fd);
+        f++;
+    }
+    return got == ep->len ? 0 : -EIO; /* a file shrank meanwhile */
+}
+
 /* ---- epochs ------------------------------------------------------------- */
 
 static epoch_t *epoch_get(const fleet_stream_t *s, uint64_t id)
@@ -1395,6 +1445,13 @@ static int run_epoch(fleet_stream_t *s, epoch_t *ep)
         fl_calloc(FL_ARENA_DEFAULT, ep->nchunks + 1, sizeof(*slots));
     if (slots == NULL)
         return -ENOMEM;
+    if (ep->buf == NULL && ep->len > 0) {
+        int err = reread(s, ep);
+        if (err != 0) {
+            fl_free(FL_ARENA_DEFAULT, (void *)slots);
+            return err;
+        }
+    }
     if (ep->seen)
         s->st.epochs_replayed++;
     s->st.epochs++;
@@ -1411,6 +1468,10 @@ static int run_epoch(fleet_stream_t *s, epoch_t *ep)
     for (unsigned p = 0; p < s->nparts && err == 0; p++)
         err = s->parts[p].err;
     slots_free(s, slots, ep->nchunks);
+    if (s->seekable) { /* read again from its offset if it must replay */
+        fl_free(FL_ARENA_DEFAULT, ep->buf);
+        ep->buf = NULL;
+    }
     return err;
 }
 
@@ -1566,6 +1627,8 @@ static void run_state_free(fleet_stream_t *s)
     s->parts = NULL;
     fl_free(FL_ARENA_DEFAULT, s->seen);
     fl_free(FL_ARENA_DEFAULT, s->want);
+    fl_free(FL_ARENA_DEFAULT, s->fstart);
+    s->fstart = NULL;
     s->seen = NULL;
     s->want = NULL;
     epochs_drop_through(s, UINT64_MAX);
@@ -1765,6 +1828,14 @@ int fleet_stream_sink_file(fleet_stream_t *s, FILE *f)
 
 static int run_setup(fleet_stream_t *s)
 {
+    s->seekable = s->src == SRC_FILES && s->npaths > 0;
+    if (s->npaths > 0) {
+        s->fstart = fl_alloc(FL_ARENA_DEFAULT, s->npaths * sizeof(*s->fstart));
+        if (s->fstart == NULL)
+            return -ENOMEM;
+        for (size_t i = 0; i < s->npaths; i++)
+            s->fstart[i] = UINT64_MAX; /* not opened yet */
+    }
     s->seen = fl_calloc(FL_ARENA_DEFAULT, s->ntm, sizeof(*s->seen));
     s->want = fl_calloc(FL_ARENA_DEFAULT, s->nparts, sizeof(*s->want));
     if (s->seen == NULL || s->want == NULL)
