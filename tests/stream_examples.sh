@@ -39,13 +39,15 @@ oracle_wc() {
 cp /usr/share/common-licenses/GPL-3 "$tmp/gpl"
 : >"$tmp/empty"
 printf 'no_trailing NEWLINE here' >"$tmp/notrail"
-# Mixed bytes: CRLF, NUL, UTF-8, digits, underscores, upper case, a word
-# longer than any buffer, and every byte value.
+# Mixed bytes: CRLF, NUL, UTF-8, digits, underscores, upper case, words
+# longer than any buffer (3000 and 100000 bytes), and every byte value.
 {
     printf 'Hello, World_42!\r\nfoo\000bar baz\tQUX\n'
     printf 'caf\303\251 na\303\257ve __init__ x86_64 2026-11-25\n'
     head -c 3000 /dev/zero | tr '\0' 'A'
     printf '\n'
+    head -c 100000 /dev/zero | tr '\0' 'b'
+    printf ' b\n'
     awk 'BEGIN { for (i = 0; i < 256; i++) printf "%c", i; print "" }'
 } >"$tmp/mixed"
 head -c 300000 /bin/sh >"$tmp/binary"
