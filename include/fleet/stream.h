@@ -38,7 +38,9 @@
  * Exactly once. Every checkpoint_ms (1 s; 0: only at the end) the pipeline
  * snapshots the keyed state of every partition at an epoch boundary (the
  * micro-batch form of an aligned barrier) with the source offset. Records
- * reach the sink only when a checkpoint covering them has completed. When
+ * reach the sink only when a checkpoint covering them has completed (a
+ * pipeline without key_by keeps no state: its output goes to the sink as
+ * each epoch ends). When
  * a TaskManager is declared failed, the state of its partitions is lost: it
  * is restored from the last completed checkpoint and the source replays
  * from that checkpoint's offset for them. The sink therefore sees exactly
@@ -117,7 +119,8 @@ typedef struct fleet_window_span {
 
 /*
  * A keyed aggregation (Flink's AggregateFunction): an accumulator of `size`
- * bytes per key (per key and window), init()ed, records add()ed, two
+ * plain bytes per key (per key and window; checkpoints copy it with memcpy,
+ * so it must not own memory through pointers), init()ed, records add()ed, two
  * accumulators merge()d (for pre-aggregation and merging sessions; must be
  * associative, and see records in source order: `into` holds the earlier
  * ones), and result() emits the output for a key: for a window when it
