@@ -138,7 +138,8 @@ typedef struct fleet_aggregate {
 
 typedef enum fleet_window_kind {
     FLEET_WINDOW_TUMBLING, /* size */
-    FLEET_WINDOW_SLIDING,  /* size, slide */
+    FLEET_WINDOW_SLIDING,  /* size, slide (a slide longer than the size
+                              leaves gaps: records there are in no window) */
     FLEET_WINDOW_SESSION   /* gap; event time only */
 } fleet_window_kind_t;
 

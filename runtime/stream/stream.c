@@ -744,7 +744,12 @@ static int time_record(fleet_stream_t *s, part_t *pt, const krec_t *r,
         }
     }
     fl_free(FL_ARENA_DEFAULT, heap);
-    if (!any && err == 0)
+    /* Late: every window of it is gone; with none at all (a slide longer
+     * than the size leaves gaps), when it is behind the watermark by more
+     * than the lateness (as Flink's isElementLate). */
+    if (!any && err == 0 &&
+        (r->ts - last < size ||
+         (wm != FLEET_TS_NONE && sat_add(r->ts, lat) <= wm)))
         ps->late++;
     return err;
 }
@@ -1792,7 +1797,10 @@ int fleet_stream_window(fleet_stream_t *s, const fleet_window_t *w,
     s->win = *w;
     s->slide = w->kind == FLEET_WINDOW_SLIDING ? w->slide : w->size;
     s->evtime = !w->count;
-    s->combine = kind == K_TIME && w->allowed_lateness == 0;
+    /* Pre-aggregation for time windows without lateness that cover every
+     * instant (slide <= size); the rest go record by record. */
+    s->combine =
+        kind == K_TIME && w->allowed_lateness == 0 && s->slide <= w->size;
     return 0;
 }
 
