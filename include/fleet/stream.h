@@ -149,7 +149,8 @@ typedef struct fleet_window {
      * fires every `slide` elements with the last `size`), time windows in
      * event-time units. */
     bool count;
-    int64_t size;  /* >= 1; count windows: <= 2^20 */
+    int64_t size;  /* >= 1; count windows: <= 2^20, and each key keeps
+                      `size` accumulators */
     int64_t slide; /* >= 1, sliding only */
     int64_t gap;   /* >= 1, session only */
     /* Event time only: how long after firing a window still takes late
@@ -201,7 +202,8 @@ typedef struct fleet_stream_config {
 FLEET_API void fleet_stream_config_init(fleet_stream_config_t *cfg);
 
 /* Creates an empty pipeline on rt (which must outlive it); cfg NULL = the
- * defaults. Returns 0, -EINVAL or -ENOMEM. */
+ * defaults. Returns 0, -EINVAL (a bad field, or a runtime of more than 64
+ * TaskManagers) or -ENOMEM. */
 FLEET_API int fleet_stream_create(fleet_stream_t **out, fleet_runtime_t *rt,
                                   const fleet_stream_config_t *cfg);
 /* Frees a pipeline (not running). NULL is a no-op. */
