@@ -16,7 +16,10 @@
 #include <time.h>
 #include <cmocka.h>
 
+#include <fleet/metrics.h>
+
 #include "cost.h"
+#include "ring.h"
 #include "runtime.h"
 #include "sum64.h"
 
@@ -103,6 +106,34 @@ static fleet_runtime_t *make(bool ft)
     return rt;
 }
 
+/* Batches handed to the pools so far. */
+static uint64_t batches_in(fleet_runtime_t *rt)
+{
+    fleet_metrics_t m;
+    assert_int_equal(fleet_metrics_snapshot(rt, &m), 0);
+    uint64_t n = 0;
+    for (unsigned i = 0; i < m.task_managers; i++)
+        n += m.tm[i].batches_in;
+    return n;
+}
+
+/* The rest of a job its caller gave up on went to the pools (batches went
+ * into their rings since `before`), and their workers ran part of it. The
+ * second is not asserted under ThreadSanitizer: its (suppressed) reports on
+ * ring accesses can keep a worker symbolizing stacks for tens of
+ * milliseconds - seen in gdb as libbacktrace's elf_add on the worker whose
+ * ring held the batch - while the waiting caller runs the whole rest. */
+static void assert_handed_over(fleet_runtime_t *rt, uint64_t before,
+                               const struct work *w)
+{
+    assert_true(batches_in(rt) > before);
+#ifndef FL_RING_TSAN
+    assert_true(atomic_load(&w->elsewhere) > 0);
+#else
+    (void)w;
+#endif
+}
+
 /* Teaches rt that items of (fn, ctx) cost ps_per_item, whatever it knew. */
 static void prime(fleet_runtime_t *rt, const void *fn, void *ctx,
                   uint32_t ps_per_item)
@@ -151,10 +182,11 @@ static void test_inline_for(void **state)
     prime(rt, (const void *)run_items, &w, 10000);
     w.spin_us = 200;
     reset(&w);
+    uint64_t in = batches_in(rt);
     assert_int_equal(fleet_parallel_for(rt, run_items, &w, 0, w.n), 0);
     check_once(&w, w.n);
-    assert_true(atomic_load(&w.elsewhere) > 0);
     assert_int_equal(atomic_load(&rt->inlined), 1);
+    assert_handed_over(rt, in, &w);
     /* ... and the table learned it: no longer inline. */
     uint32_t ps =
         fl_cost_get(&rt->costs, fl_cost_key((const void *)run_items, &w));
@@ -194,9 +226,10 @@ static void test_inline_reduce(void **state)
     prime(rt, (const void *)sum_fold, &w, 10000);
     w.spin_us = 200;
     got = 7;
+    uint64_t in = batches_in(rt);
     assert_int_equal(fleet_parallel_reduce(rt, &summer, &w, 0, w.n, &got), 0);
     assert_true(got == want);
-    assert_true(atomic_load(&w.elsewhere) > 0);
+    assert_handed_over(rt, in, &w);
     assert_int_equal(atomic_load(&rt->inlined), 1);
 
     /* A partial larger than the inline path keeps goes the normal way. */
