@@ -19,7 +19,6 @@
 #include <fleet/metrics.h>
 
 #include "cost.h"
-#include "ring.h"
 #include "runtime.h"
 #include "sum64.h"
 
@@ -118,20 +117,12 @@ static uint64_t batches_in(fleet_runtime_t *rt)
 }
 
 /* The rest of a job its caller gave up on went to the pools (batches went
- * into their rings since `before`), and their workers ran part of it. The
- * second is not asserted under ThreadSanitizer: its (suppressed) reports on
- * ring accesses can keep a worker symbolizing stacks for tens of
- * milliseconds - seen in gdb as libbacktrace's elf_add on the worker whose
- * ring held the batch - while the waiting caller runs the whole rest. */
+ * into their rings since `before`), and their workers ran part of it. */
 static void assert_handed_over(fleet_runtime_t *rt, uint64_t before,
                                const struct work *w)
 {
     assert_true(batches_in(rt) > before);
-#ifndef FL_RING_TSAN
     assert_true(atomic_load(&w->elsewhere) > 0);
-#else
-    (void)w;
-#endif
 }
 
 /* Teaches rt that items of (fn, ctx) cost ps_per_item, whatever it knew. */
