@@ -15,6 +15,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "stream_common.h"
+#include "word_sort.h"
 
 /* Emits the count (8 bytes) followed by the word. */
 static void count_result(void *ctx, const void *key, size_t len,
@@ -76,86 +77,32 @@ static void collect(void *ctx, const fleet_record_t *r)
     w->len += need;
 }
 
-/* A word to sort and print; key is its first 8 bytes, big-endian and
- * zero-padded (words hold no NUL byte, so the padding sorts first). */
-struct entry {
-    uint64_t key;
-    uint64_t count;
-    const unsigned char *w;
-    size_t len;
-};
-
-static int by_word(const void *a, const void *b)
-{
-    const struct entry *x = a, *y = b;
-    if (x->key != y->key)
-        return x->key < y->key ? -1 : 1;
-    int c = memcmp(x->w, y->w, x->len < y->len ? x->len : y->len);
-    return c != 0 ? c : (x->len > y->len) - (x->len < y->len);
-}
-
 static int by_count(const void *a, const void *b)
 {
-    const struct entry *x = a, *y = b;
+    const struct word_rec *x = a, *y = b;
     if (x->count != y->count)
         return x->count < y->count ? 1 : -1;
-    return by_word(a, b);
+    return word_rec_cmp(a, b);
 }
 
-/* The collected words as entries. NULL when out of memory. */
-static struct entry *entries(const struct words *w)
+/* The collected words as records to sort. NULL when out of memory. */
+static struct word_rec *records(const struct words *w)
 {
-    struct entry *e = malloc((w->n ? w->n : 1) * sizeof(*e));
-    if (e == NULL)
+    struct word_rec *v = malloc((w->n ? w->n : 1) * sizeof(*v));
+    if (v == NULL)
         return NULL;
     for (size_t i = 0; i < w->n; i++) {
         const unsigned char *r = w->bytes + w->at[i];
-        memcpy(&e[i].count, r, 8);
-        memcpy(&e[i].len, r + 8, sizeof(size_t));
-        e[i].w = r + 8 + sizeof(size_t);
-        e[i].key = 0;
-        for (size_t j = 0; j < 8; j++)
-            e[i].key = e[i].key << 8 | (j < e[i].len ? e[i].w[j] : 0);
+        memcpy(&v[i].count, r, 8);
+        memcpy(&v[i].len, r + 8, sizeof(size_t));
+        v[i].key = r + 8 + sizeof(size_t);
+        v[i].prefix = word_prefix(v[i].key, v[i].len);
     }
-    return e;
-}
-
-/* Byte order: a radix sort on the 8-byte keys (LSD, a byte per pass,
- * skipping bytes all keys share), then runs of equal keys by the rest. */
-static int sort_by_word(struct entry *e, size_t n)
-{
-    struct entry *tmp = malloc((n ? n : 1) * sizeof(*tmp));
-    if (tmp == NULL)
-        return -ENOMEM;
-    for (unsigned shift = 0; shift < 64; shift += 8) {
-        size_t pos[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            pos[(e[i].key >> shift) & 255]++;
-        if (n == 0 || pos[(e[0].key >> shift) & 255] == n)
-            continue;
-        for (size_t b = 0, sum = 0; b < 256; b++) {
-            size_t c = pos[b];
-            pos[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[pos[(e[i].key >> shift) & 255]++] = e[i];
-        memcpy(e, tmp, n * sizeof(*e));
-    }
-    free(tmp);
-    for (size_t i = 0; i < n;) {
-        size_t j = i + 1;
-        while (j < n && e[j].key == e[i].key)
-            j++;
-        if (j - i > 1)
-            qsort(e + i, j - i, sizeof(*e), by_word);
-        i = j;
-    }
-    return 0;
+    return v;
 }
 
 /* Prints "word count" lines through one buffer. */
-static void print_entries(const struct entry *e, size_t n)
+static void print_words(const struct word_rec *e, size_t n)
 {
     static char buf[1 << 16];
     size_t at = 0;
@@ -164,12 +111,12 @@ static void print_entries(const struct entry *e, size_t n)
             fwrite(buf, 1, at, stdout);
             at = 0;
             if (e[i].len > sizeof(buf) / 2) {
-                fwrite(e[i].w, 1, e[i].len, stdout);
+                fwrite(e[i].key, 1, e[i].len, stdout);
                 printf(" %llu\n", (unsigned long long)e[i].count);
                 continue;
             }
         }
-        memcpy(buf + at, e[i].w, e[i].len);
+        memcpy(buf + at, e[i].key, e[i].len);
         at += e[i].len;
         buf[at++] = ' ';
         char digits[24];
@@ -270,19 +217,19 @@ int main(int argc, char **argv)
     if (err != 0) {
         fprintf(stderr, "wordcount: %s\n", fleet_strerror(err));
     } else {
-        struct entry *e = entries(&words);
+        struct word_rec *e = records(&words);
         uint64_t total = 0;
         if (e == NULL) {
             err = -ENOMEM;
         } else if (top) {
             qsort(e, words.n, sizeof(*e), by_count);
-        } else {
-            err = sort_by_word(e, words.n);
+        } else if (word_sort(e, words.n) != 0) {
+            err = -ENOMEM;
         }
         if (err == 0) {
             for (size_t i = 0; i < words.n; i++)
                 total += e[i].count;
-            print_entries(e, top && top < words.n ? (size_t)top : words.n);
+            print_words(e, top && top < words.n ? (size_t)top : words.n);
         }
         free(e);
         if (err != 0)

@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "word_sort.h"
+
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "wc_serial reads words as little-endian 64-bit integers"
 #endif
@@ -409,88 +411,29 @@ static uint64_t count_input(struct table *t, struct input *in)
     return bytes;
 }
 
-/* ---- sorting ------------------------------------------------------------ */
-
-/* A distinct word to print; prefix: its first 8 bytes, big-endian, so
- * comparing prefixes compares words in byte order up to their 8th byte. */
-struct rec {
-    uint64_t prefix;
-    const unsigned char *key;
-    uint64_t count;
-    size_t len;
-};
-
-static int cmp_rec(const void *a, const void *b)
-{
-    const struct rec *x = a, *y = b;
-    if (x->prefix != y->prefix)
-        return x->prefix < y->prefix ? -1 : 1;
-    int c = memcmp(x->key, y->key, x->len < y->len ? x->len : y->len);
-    if (c)
-        return c;
-    return (x->len > y->len) - (x->len < y->len);
-}
+/* ---- sorting (word_sort.h) --------------------------------------------- */
 
 /* Every distinct word, unsorted; *n gets their number. */
-static struct rec *table_recs(const struct table *t, size_t *n)
+static struct word_rec *table_recs(const struct table *t, size_t *n)
 {
-    struct rec *v = xmalloc((t->short_used + t->long_used + 1) * sizeof *v);
+    struct word_rec *v =
+        xmalloc((t->short_used + t->long_used + 1) * sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i <= t->short_mask; i++) {
         const struct short_entry *e = &t->shorts[i];
         if (e->key)
-            v[k++] = (struct rec){__builtin_bswap64(e->key),
-                                  (const unsigned char *)&e->key, e->count,
-                                  (size_t)(71 - __builtin_clzll(e->key)) / 8};
+            v[k++] = (struct word_rec){
+                __builtin_bswap64(e->key), (const unsigned char *)&e->key,
+                e->count, (size_t)(71 - __builtin_clzll(e->key)) / 8};
     }
     for (size_t i = 0; i <= t->long_mask; i++) {
         const struct long_entry *e = &t->longs[i];
         if (e->count)
-            v[k++] = (struct rec){__builtin_bswap64(load64(e->key)), e->key,
-                                  e->count, e->len};
+            v[k++] = (struct word_rec){__builtin_bswap64(load64(e->key)),
+                                       e->key, e->count, e->len};
     }
     *n = k;
     return v;
-}
-
-/* Sorts v by prefix: LSD radix sort, a byte per pass, skipping the passes
- * where every prefix has the same byte. */
-static void radix_sort(struct rec *v, size_t n)
-{
-    struct rec *tmp = xmalloc((n + 1) * sizeof *tmp), *from = v, *to = tmp;
-    for (int shift = 0; shift < 64; shift += 8) {
-        size_t pos[256] = {0};
-        for (size_t i = 0; i < n; i++)
-            pos[(from[i].prefix >> shift) & 0xff]++;
-        if (n == 0 || pos[(from[0].prefix >> shift) & 0xff] == n)
-            continue;
-        for (size_t b = 0, sum = 0; b < 256; b++) {
-            size_t c = pos[b];
-            pos[b] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            to[pos[(from[i].prefix >> shift) & 0xff]++] = from[i];
-        struct rec *swap = from;
-        from = to;
-        to = swap;
-    }
-    if (from != v)
-        memcpy(v, from, n * sizeof *v);
-    free(tmp);
-}
-
-/* Sorts v in byte order of the words: by prefix, then each run of equal
- * prefixes (words sharing their first 8 bytes) by comparing the words. */
-static void sort_recs(struct rec *v, size_t n)
-{
-    radix_sort(v, n);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i + 1; j < n && v[j].prefix == v[i].prefix; j++)
-            ;
-        if (j - i > 1)
-            qsort(v + i, j - i, sizeof *v, cmp_rec);
-    }
 }
 
 /* ---- output ------------------------------------------------------------- */
@@ -544,8 +487,9 @@ static void out_word(struct out *o, const unsigned char *word, size_t len,
 static void print_sorted(const struct table *t)
 {
     size_t n;
-    struct rec *v = table_recs(t, &n);
-    sort_recs(v, n);
+    struct word_rec *v = table_recs(t, &n);
+    if (word_sort(v, n) != 0)
+        die("out of memory", NULL);
     struct out o = {xmalloc(OUT_BUF), 0};
     for (size_t i = 0; i < n; i++)
         out_word(&o, v[i].key, v[i].len, v[i].count);
