@@ -808,6 +808,46 @@ static void test_progress(void **state)
     lines_free(&out);
 }
 
+/* fleet_stream_sink_file: each record's bytes and a newline, in order. */
+static void num_gen(void *ctx, uint64_t i, fleet_emitter_t *out)
+{
+    (void)ctx;
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)i);
+    fleet_emit(out, buf, (size_t)n, FLEET_TS_NONE);
+}
+
+static void test_sink_file(void **state)
+{
+    (void)state;
+    fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = 2});
+    fleet_stream_config_t c;
+    fleet_stream_config_init(&c);
+    c.batch_records = 100;
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    fleet_stream_t *s;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    assert_int_equal(fleet_stream_source_generator(s, 5000, num_gen, NULL), 0);
+    assert_int_equal(fleet_stream_sink_file(s, NULL), -EINVAL);
+    assert_int_equal(fleet_stream_sink_file(s, f), 0);
+    assert_int_equal(fleet_stream_sink_file(s, f), -EEXIST);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, NULL), -EEXIST);
+    assert_int_equal(fleet_stream_run(s), 0);
+    rewind(f);
+    char line[32];
+    uint64_t i = 0;
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char want[32];
+        snprintf(want, sizeof(want), "%llu\n", (unsigned long long)i++);
+        assert_string_equal(line, want);
+    }
+    assert_int_equal(i, 5000);
+    fclose(f);
+    fleet_stream_destroy(s);
+    fleet_runtime_destroy(rt);
+}
+
 static void test_reduce(void **state)
 {
     (void)state;
@@ -1243,6 +1283,7 @@ int main(void)
         cmocka_unit_test(test_api_errors),
         cmocka_unit_test(test_operator_errors),
         cmocka_unit_test(test_stateless_order),
+        cmocka_unit_test(test_sink_file),
         cmocka_unit_test(test_progress),
         cmocka_unit_test(test_reduce),
         cmocka_unit_test(test_time_windows),

@@ -177,12 +177,11 @@ struct fleet_stream {
     fleet_window_t win;
     fleet_aggregate_t agg;
     void *aggctx;
-    size_t acc8;   /* accumulator size rounded up to 8 */
-    bool combine;  /* pre-aggregate in the map phase */
-    bool evtime;   /* event-time windows */
-    int64_t slide; /* time windows: slide (size for tumbling) */
-    bool has_sink;
-    fleet_sink_fn sinkfn;
+    size_t acc8;          /* accumulator size rounded up to 8 */
+    bool combine;         /* pre-aggregate in the map phase */
+    bool evtime;          /* event-time windows */
+    int64_t slide;        /* time windows: slide (size for tumbling) */
+    fleet_sink_fn sinkfn; /* the sink: sinkfn, or sinkf written by us */
     void *sinkctx;
     FILE *sinkf;
     bool ran;
@@ -260,6 +259,11 @@ static uint64_t mix_ws(uint64_t h, int64_t ws)
     x ^= x >> 31;
     x *= 0xbf58476d1ce4e5b9ULL;
     return x ^ (x >> 29);
+}
+
+static bool has_sink(const fleet_stream_t *s)
+{
+    return s->sinkfn != NULL || s->sinkf != NULL;
 }
 
 static size_t pad8(size_t n)
@@ -1706,7 +1710,7 @@ static int add_op(fleet_stream_t *s, const op_t *o, bool have_fn)
 {
     if (s == NULL || !have_fn)
         return -EINVAL;
-    if (s->has_sink)
+    if (has_sink(s))
         return -EPERM;
     if (s->keyed && s->kkind == K_NONE)
         return -EINVAL; /* key_by must be followed by reduce or window */
@@ -1742,7 +1746,7 @@ int fleet_stream_key_by(fleet_stream_t *s, fleet_key_fn fn, void *ctx)
 {
     if (s == NULL)
         return -EINVAL;
-    if (s->has_sink)
+    if (has_sink(s))
         return -EPERM;
     if (s->keyed)
         return -EEXIST;
@@ -1758,7 +1762,7 @@ static int set_keyed(fleet_stream_t *s, enum keyed_kind kind,
     if (s == NULL || a == NULL || a->size == 0 || a->init == NULL ||
         a->add == NULL || a->merge == NULL || a->result == NULL)
         return -EINVAL;
-    if (s->has_sink)
+    if (has_sink(s))
         return -EPERM;
     if (!s->keyed || s->kkind != K_NONE)
         return -EINVAL;
@@ -1804,34 +1808,28 @@ int fleet_stream_window(fleet_stream_t *s, const fleet_window_t *w,
     return 0;
 }
 
-static void file_sink(void *ctx, const fleet_record_t *r)
+static int set_sink(fleet_stream_t *s, fleet_sink_fn fn, void *ctx, FILE *f)
 {
-    (void)ctx;
-    (void)r; /* not called: sink_flush writes files itself */
+    if (s == NULL || (fn == NULL && f == NULL))
+        return -EINVAL;
+    if (has_sink(s))
+        return -EEXIST;
+    if (s->keyed && s->kkind == K_NONE)
+        return -EINVAL;
+    s->sinkfn = fn;
+    s->sinkctx = ctx;
+    s->sinkf = f;
+    return 0;
 }
 
 int fleet_stream_sink(fleet_stream_t *s, fleet_sink_fn fn, void *ctx)
 {
-    if (s == NULL || fn == NULL)
-        return -EINVAL;
-    if (s->has_sink)
-        return -EEXIST;
-    if (s->keyed && s->kkind == K_NONE)
-        return -EINVAL;
-    s->has_sink = true;
-    s->sinkfn = fn;
-    s->sinkctx = ctx;
-    return 0;
+    return fn == NULL ? -EINVAL : set_sink(s, fn, ctx, NULL);
 }
 
 int fleet_stream_sink_file(fleet_stream_t *s, FILE *f)
 {
-    if (f == NULL)
-        return -EINVAL;
-    int err = fleet_stream_sink(s, file_sink, NULL);
-    if (err == 0)
-        s->sinkf = f;
-    return err;
+    return f == NULL ? -EINVAL : set_sink(s, NULL, NULL, f);
 }
 
 static int run_setup(fleet_stream_t *s)
@@ -1883,7 +1881,7 @@ int fleet_stream_run(fleet_stream_t *s)
         return -EINVAL;
     if (s->ran)
         return -EALREADY;
-    if (s->src == SRC_NONE || !s->has_sink || (s->keyed && s->kkind == K_NONE))
+    if (s->src == SRC_NONE || !has_sink(s) || (s->keyed && s->kkind == K_NONE))
         return -EINVAL;
     s->ran = true;
     s->pend = FLEET_TS_NONE;
