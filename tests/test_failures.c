@@ -68,23 +68,12 @@ static fleet_failure_stats_t stats(fleet_runtime_t *rt)
 
 /* --- the work ------------------------------------------------------------ */
 
-/* About 25 ns per item, so that jobs last long enough to fail in: the
- * data-dependent shift keeps the compiler from vectorizing it. */
-static uint64_t item(size_t i)
-{
-    uint64_t h = i | 1;
-    for (int k = 0; k < 40; k++)
-        h = (h * 6364136223846793005ull + 1442695040888963407ull) >>
-            (1 + (h & 3));
-    return h & 0xffff;
-}
-
 static void sum_fold(void *ctx, size_t b, size_t e, void *p)
 {
     (void)ctx;
     uint64_t s = 0;
     for (size_t i = b; i < e; i++)
-        s += item(i);
+        s += sum64_item(i);
     *(uint64_t *)p += s;
 }
 
@@ -107,7 +96,7 @@ static void hit(void *ctx, size_t b, size_t e)
 {
     struct hits *h = ctx;
     for (size_t i = b; i < e; i++) {
-        uint64_t v = item(i);
+        uint64_t v = sum64_item(i);
         __asm__ volatile("" : : "r"(v)); /* keep the work: v is unused */
         atomic_fetch_add_explicit(&h->count[i], 1, memory_order_relaxed);
     }

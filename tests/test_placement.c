@@ -97,17 +97,6 @@ static fleet_tm_status_t status(fleet_runtime_t *rt, unsigned tm)
 
 /* --- the work ------------------------------------------------------------ */
 
-/* About 25 ns per item: the data-dependent shift keeps the compiler from
- * vectorizing it. */
-static uint64_t work(size_t i)
-{
-    uint64_t h = i | 1;
-    for (int k = 0; k < 40; k++)
-        h = (h * 6364136223846793005ull + 1442695040888963407ull) >>
-            (1 + (h & 3));
-    return h & 0xffff;
-}
-
 /* A job pinned to `want`: each item counts its runs, and items run by a
  * thread that is not a worker of `want` are counted in `off`. */
 struct placed {
@@ -154,7 +143,7 @@ static void placed_run(void *ctx, size_t b, size_t e)
                 sleep_us(50);
         if (p->sleep_us != 0)
             sleep_us(p->sleep_us);
-        uint64_t v = work(i);
+        uint64_t v = sum64_item(i);
         __asm__ volatile("" : : "r"(v)); /* keep the work: v is unused */
         atomic_fetch_add_explicit(&p->hits[i], 1, memory_order_relaxed);
     }
@@ -713,6 +702,22 @@ static void test_busy_tm(void **state)
 
 /* --- failures ------------------------------------------------------------ */
 
+/* Submits n items pinned to TaskManager 0 that wait at `gate`, and returns
+ * once one of them has begun. */
+static fleet_job_t *start_gated(fleet_runtime_t *rt, struct placed *p, size_t n,
+                                _Atomic bool *gate)
+{
+    placed_init(p, rt, 0, n);
+    p->gate = gate;
+    fleet_job_t *job;
+    assert_int_equal(fleet_submit_on(rt, 0, placed_run, p, 0, p->n, &job), 0);
+    uint64_t end = now_ms() + 5000;
+    while (atomic_load(&p->entered) == 0 && now_ms() < end)
+        sleep_us(200);
+    assert_true(atomic_load(&p->entered) != 0);
+    return job;
+}
+
 /*
  * Fails TaskManager 0 (`how`) while every item of a job pinned to it waits
  * at a gate inside its first chunk, so that the job can end only through
@@ -727,14 +732,7 @@ static void fail_pinned(fleet_fail_t how, unsigned workers)
     fleet_runtime_t *rt = make(&c);
     _Atomic bool gate = false;
     struct placed p;
-    placed_init(&p, rt, 0, 50000);
-    p.gate = &gate;
-    fleet_job_t *job;
-    assert_int_equal(fleet_submit_on(rt, 0, placed_run, &p, 0, p.n, &job), 0);
-    uint64_t end = now_ms() + 5000;
-    while (atomic_load(&p.entered) == 0 && now_ms() < end)
-        sleep_us(200);
-    assert_true(atomic_load(&p.entered) != 0);
+    fleet_job_t *job = start_gated(rt, &p, 50000, &gate);
     assert_int_equal(fleet_tm_fail(rt, 0, how), 0);
     atomic_store_explicit(&gate, true, memory_order_release);
     assert_int_equal(fleet_job_wait(job), 0);
@@ -798,13 +796,7 @@ static void test_hang_pinned_tm(void **state)
     fleet_runtime_t *rt = make(&c);
     _Atomic bool gate = false;
     struct placed p;
-    placed_init(&p, rt, 0, 20000);
-    p.gate = &gate;
-    fleet_job_t *job;
-    assert_int_equal(fleet_submit_on(rt, 0, placed_run, &p, 0, p.n, &job), 0);
-    uint64_t end = now_ms() + 5000;
-    while (atomic_load(&p.entered) == 0 && now_ms() < end)
-        sleep_us(200);
+    fleet_job_t *job = start_gated(rt, &p, 20000, &gate);
     assert_int_equal(fleet_tm_fail(rt, 0, FLEET_FAIL_HANG), 0);
     atomic_store_explicit(&gate, true, memory_order_release);
     assert_int_equal(fleet_job_wait(job), 0);
