@@ -214,12 +214,22 @@ static inline void ex_count_merge(void *ctx, void *into, const void *acc)
 }
 
 /* Flink's WordCount tokenizer on bytes: emits every maximal run of ASCII
- * [A-Za-z0-9_], lower-cased; every other byte separates words. */
-static inline int ex_word_byte(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '_';
-}
+ * [A-Za-z0-9_], lower-cased; every other byte separates words.
+ * ex_lower[c]: the lower-cased byte for a word byte, 0 for a separator. */
+#define EX_LOWER(c)                                                            \
+    ((c) >= 'A' && (c) <= 'Z' ? (c) + 32                                       \
+     : ((c) >= 'a' && (c) <= 'z') || ((c) >= '0' && (c) <= '9') || (c) == '_'  \
+         ? (c)                                                                 \
+         : 0)
+#define EX_LOWER4(c)                                                           \
+    EX_LOWER(c), EX_LOWER((c) + 1), EX_LOWER((c) + 2), EX_LOWER((c) + 3)
+#define EX_LOWER16(c)                                                          \
+    EX_LOWER4(c), EX_LOWER4((c) + 4), EX_LOWER4((c) + 8), EX_LOWER4((c) + 12)
+#define EX_LOWER64(c)                                                          \
+    EX_LOWER16(c), EX_LOWER16((c) + 16), EX_LOWER16((c) + 32),                 \
+        EX_LOWER16((c) + 48)
+static const unsigned char ex_lower[256] = {EX_LOWER64(0), EX_LOWER64(64),
+                                            EX_LOWER64(128), EX_LOWER64(192)};
 
 static inline void ex_tokenize(void *ctx, const fleet_record_t *in,
                                fleet_emitter_t *out)
@@ -228,25 +238,26 @@ static inline void ex_tokenize(void *ctx, const fleet_record_t *in,
     const unsigned char *p = in->data, *end = p + in->len;
     unsigned char small[256], *buf = small;
     size_t cap = sizeof(small);
-    while (p < end) {
-        while (p < end && !ex_word_byte(*p))
+    for (;;) {
+        while (p < end && ex_lower[*p] == 0)
             p++;
-        const unsigned char *w = p;
-        while (p < end && ex_word_byte(*p))
-            p++;
-        size_t n = (size_t)(p - w);
-        if (n == 0)
+        if (p == end)
             break;
-        if (n > cap) {
-            unsigned char *b = realloc(buf == small ? NULL : buf, n);
-            if (b == NULL)
-                abort(); /* out of memory in an operator: nothing sane left */
-            buf = b;
-            cap = n;
+        size_t n = 0;
+        unsigned char c;
+        while (p < end && (c = ex_lower[*p]) != 0) {
+            if (n == cap) {
+                unsigned char *b = realloc(buf == small ? NULL : buf, 2 * cap);
+                if (b == NULL)
+                    abort(); /* out of memory in an operator: nothing sane */
+                if (buf == small)
+                    memcpy(b, small, n);
+                buf = b;
+                cap *= 2;
+            }
+            buf[n++] = c;
+            p++;
         }
-        for (size_t i = 0; i < n; i++)
-            buf[i] =
-                (unsigned char)(w[i] >= 'A' && w[i] <= 'Z' ? w[i] + 32 : w[i]);
         fleet_emit(out, buf, n, FLEET_TS_NONE);
     }
     if (buf != small)

@@ -106,19 +106,28 @@ static inline uint64_t stab_mix(uint64_t x)
     return x ^ (x >> 32);
 }
 
+/* a * b folded to 64 bits: the high and low halves of the product xored
+ * (wyhash's mixing step). */
+static inline uint64_t stab_mum(uint64_t a, uint64_t b)
+{
+    unsigned __int128 r = (unsigned __int128)a * b;
+    return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
 uint64_t fl_hash_long(const void *p, size_t n);
 
 /* A 64-bit hash of bytes (not cryptographic). */
 static inline uint64_t fl_hash_bytes(const void *p, size_t n)
 {
+    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
     const unsigned char *s = p;
     if (n <= 8)
-        return stab_mix(stab_load_small(s, n) ^ (n * 0x9e3779b97f4a7c15ULL));
+        return stab_mum(stab_load_small(s, n) ^ k0 ^ n, k1 ^ (n << 56));
     if (n <= 16) {
         uint64_t a, b;
         memcpy(&a, s, 8);
         memcpy(&b, s + n - 8, 8);
-        return stab_mix(a ^ stab_mix(b ^ (n * 0x9e3779b97f4a7c15ULL)));
+        return stab_mum(a ^ k0 ^ n, b ^ k1);
     }
     return fl_hash_long(p, n);
 }
@@ -164,9 +173,36 @@ ptrdiff_t stab_insert(stab_t *t, uint64_t hash, const void *key, size_t klen);
 static inline ptrdiff_t stab_upsert(stab_t *t, uint64_t hash, const void *key,
                                     size_t klen, bool *created)
 {
-    ptrdiff_t found = stab_find(t, hash, key, klen);
-    *created = found < 0;
-    return found >= 0 ? found : stab_insert(t, hash, key, klen);
+    *created = true;
+    if (t->index == NULL)
+        return stab_insert(t, hash, key, klen);
+    size_t i = hash & t->mask;
+    for (;; i = (i + 1) & t->mask) {
+        uint32_t e = t->index[i];
+        if (e == 0)
+            break;
+        const stab_ent_t *en = stab_ent(t, e - 1);
+        if (en->hash == hash && stab_key_eq(t, en, key, klen)) {
+            *created = false;
+            return (ptrdiff_t)e - 1;
+        }
+    }
+    /* Not there; slot i is free. Room made beforehand (stab_reserve, or
+     * growth by earlier inserts) lets a short key go in right here. */
+    if (klen > STAB_INLINE || 2 * (t->n + 1) > t->mask + 1 ||
+        t->ents.len + t->stride > t->ents.cap || t->n >= UINT32_MAX - 1)
+        return stab_insert(t, hash, key, klen);
+    stab_ent_t *en = (stab_ent_t *)(t->ents.p + t->ents.len);
+    t->ents.len += t->stride;
+    en->hash = hash;
+    memset(en->k.bytes, 0, STAB_INLINE);
+    if (klen > 0)
+        memcpy(en->k.bytes, key, klen);
+    en->klen = (uint32_t)klen;
+    en->dead = 0;
+    memset(en + 1, 0, t->stride - sizeof(*en));
+    t->index[i] = (uint32_t)(t->n + 1);
+    return (ptrdiff_t)t->n++;
 }
 /* Marks entry i dead: lookups no longer see it. */
 void stab_remove(stab_t *t, size_t i);
