@@ -152,7 +152,7 @@ static void fence(struct fleet_runtime *rt, struct fl_batch *b)
     }
     fl_stat_add(&rt->stats.fenced, 1);
     if (n != 0 && fl_batch_done(b, n))
-        fl_post(rt, b);
+        fl_post(rt, b, fl_now_ns());
 }
 
 /* A fenced attempt was posted: every visitor has left it. */
@@ -690,7 +690,7 @@ static bool balance(struct fleet_runtime *rt, bool tick)
         v->end = s;
         hand_to(tm, nb);
         if (fl_batch_done(v, e - s))
-            fl_post(rt, v);
+            fl_post(rt, v, fl_now_ns());
         any = true;
     }
     return any;
@@ -981,7 +981,7 @@ static void cut_long(struct fleet_runtime *rt, uint64_t now)
                 hand_to(tm, nb);
             fl_stat_add(&rt->stats.cut, 1);
             if (fl_batch_done(b, e - s))
-                fl_post(rt, b);
+                fl_post(rt, b, fl_now_ns());
         }
     }
 }
@@ -1196,9 +1196,9 @@ void fl_dispatch(struct fleet_runtime *rt)
     }
 }
 
-void fl_post(struct fleet_runtime *rt, struct fl_batch *b)
+void fl_post(struct fleet_runtime *rt, struct fl_batch *b, uint64_t now)
 {
-    b->t_posted = fl_now_ns();
+    b->t_posted = now;
     /* seq_cst: see fl_tm_running_add(). */
     atomic_store_explicit(&b->posted, true, memory_order_seq_cst);
     fl_tm_running_remove(&rt->tms[b->tm], b);
@@ -1336,7 +1336,7 @@ bool fl_help(struct fleet_runtime *rt, struct fleet_job *job,
         fl_dispatch(rt);
     if (b == NULL)
         return false;
-    fl_visit(rt, self, b, s, e);
+    fl_visit(rt, self, b, s, e, fl_now_ns());
     return true;
 }
 

@@ -131,9 +131,10 @@ static inline bool fl_dispatch_pending(struct fl_dispatcher *d)
            fl_pending_ring_nonempty(&d->pending);
 }
 
-/* Reports b complete: every item run or stolen. Called once per batch, by
- * the thread whose fl_batch_done() returned true. Any thread. */
-void fl_post(struct fleet_runtime *rt, struct fl_batch *b);
+/* Reports b complete (every item run or stolen) at `now` (fl_now_ns() of
+ * the caller's last look at the clock). Called once per batch, by the
+ * thread whose fl_batch_done() returned true. Any thread. */
+void fl_post(struct fleet_runtime *rt, struct fl_batch *b, uint64_t now);
 
 /*
  * Finds work for a thread that waits — for `job` (NULL: any work; only

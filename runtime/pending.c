@@ -31,9 +31,10 @@ void fl_pending_fini(struct fl_pending_queue *q)
     fl_ring_fini(&q->ring);
 }
 
-bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p)
+bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p,
+                     uint64_t now)
 {
-    p->t_in = fl_now_ns();
+    p->t_in = now;
     if (!fl_ring_enqueue(&q->ring, p))
         return false;
     counted_in(q);

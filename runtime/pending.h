@@ -51,8 +51,10 @@ struct fl_pending_queue {
 int fl_pending_init(struct fl_pending_queue *q, unsigned capacity);
 void fl_pending_fini(struct fl_pending_queue *q);
 
-/* Any thread. False when the ring is full. */
-bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p);
+/* Pushes p, entering the queue at `now` (fl_now_ns(), read by the caller
+ * just before). Any thread. False when the ring is full. */
+bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p,
+                     uint64_t now);
 
 /* Dispatcher role only: queues p behind the backlog. */
 void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p);

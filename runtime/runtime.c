@@ -301,7 +301,8 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
 
     struct fl_pending_queue *q = &rt->disp.pending;
     uint64_t t_full = 0;
-    while (!fl_pending_push(q, &job->root)) {
+    /* The first try enters PENDING when the job was submitted. */
+    while (!fl_pending_push(q, &job->root, job->t_submit)) {
         if (t_full == 0)
             t_full = fl_now_ns();
         /* Back-pressure: PENDING is full until the dispatcher hands some
@@ -314,7 +315,7 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
             continue;
         }
         uint32_t seen = fl_event_value(&q->space);
-        if (fl_pending_push(q, &job->root))
+        if (fl_pending_push(q, &job->root, fl_now_ns()))
             break;
         fl_event_wait(&q->space, seen, 0);
     }

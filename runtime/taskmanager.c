@@ -205,7 +205,7 @@ bool fl_tm_join_running(struct fl_worker *self)
     pthread_mutex_unlock(&tm->lock);
     if (got == NULL)
         return false;
-    fl_visit(tm->rt, self, got, s, e);
+    fl_visit(tm->rt, self, got, s, e, fl_now_ns());
     return true;
 }
 
@@ -236,15 +236,14 @@ bool fl_tm_take(struct fl_worker *self)
             fl_batch_has_unclaimed(b))
             fl_tm_wake(tm);
     }
-    fl_visit(tm->rt, self, b, s, e);
+    fl_visit(tm->rt, self, b, s, e, now);
     return true;
 }
 
 /* A worker between chunks is alive: it refreshes its pool's heartbeat,
  * writing the shared line only when the beat is getting old. */
-static void beat(struct fl_tm *tm)
+static void beat(struct fl_tm *tm, uint64_t now)
 {
-    uint64_t now = fl_now_ns();
     uint64_t half = (uint64_t)tm->rt->cfg.heartbeat_interval_us * 500u;
     if (now - atomic_load_explicit(&tm->heartbeat, memory_order_relaxed) > half)
         atomic_store_explicit(&tm->heartbeat, now, memory_order_release);
@@ -279,17 +278,18 @@ void fl_tm_freeze_idle(struct fl_worker *self)
 
 /*
  * A worker's check point between two chunks of b, the last one having
- * taken chunk_ns: applies its pool's simulated fault. Returns false when
+ * taken chunk_ns and ended at `now`: applies its pool's simulated fault
+ * (none: beats the heartbeat). Returns false when
  * the worker must leave b: its pool was declared failed while it was
  * frozen (b is fenced by then), or the runtime stops.
  */
 static bool checkpoint(struct fl_worker *self, struct fl_batch *b,
-                       uint64_t chunk_ns)
+                       uint64_t chunk_ns, uint64_t now)
 {
     struct fl_tm *tm = self->tm;
     int f = atomic_load_explicit(&tm->fault, memory_order_relaxed);
     if (f == FL_FAULT_NONE) {
-        beat(tm);
+        beat(tm, now);
         return true;
     }
     if (f == FLEET_FAIL_SLOW) {
@@ -314,7 +314,7 @@ static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
     uint64_t took = now - *t, from = *t;
     *t = now;
     if (self != NULL) {
-        bool go = checkpoint(self, b, took);
+        bool go = checkpoint(self, b, took, now);
         /* A SLOW check point slept: that was busy time too. */
         if (go && atomic_load_explicit(&self->tm->fault,
                                        memory_order_relaxed) != FL_FAULT_NONE)
@@ -330,11 +330,11 @@ static bool next_chunk(struct fl_worker *self, struct fl_batch *b, uint64_t *t,
 }
 
 void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
-              struct fl_batch *b, size_t s, size_t e)
+              struct fl_batch *b, size_t s, size_t e, uint64_t now)
 {
     struct fleet_job *job = b->job;
     size_t ran = 0;
-    uint64_t t = fl_now_ns(), t_first = t;
+    uint64_t t = now, t_first = t;
     /* The job's first item: its dispatch latency, counted once. */
     if (!atomic_load_explicit(&job->started, memory_order_relaxed) &&
         !atomic_exchange_explicit(&job->started, true, memory_order_relaxed)) {
@@ -382,7 +382,7 @@ leave:;
     atomic_fetch_add_explicit(&b->busy_ns, t - t_first, memory_order_relaxed);
     atomic_fetch_sub_explicit(&b->visitors, 1, memory_order_relaxed);
     if (fl_batch_done(b, ran))
-        fl_post(rt, b);
+        fl_post(rt, b, t);
 }
 
 bool fl_tm_has_work(struct fl_tm *tm)

@@ -186,13 +186,13 @@ void fl_tm_running_add(struct fl_tm *tm, struct fl_batch *b);
 void fl_tm_running_remove(struct fl_tm *tm, struct fl_batch *b);
 
 /*
- * Runs chunk [s, e) of b (already claimed by the caller), then every chunk
- * it can still claim, folds or runs them, leaves, and posts b if it was the
- * last. `self` is the calling worker (its pool's fault applies between
- * chunks) or NULL. Any thread of the runtime.
+ * Runs chunk [s, e) of b (already claimed by the caller at `now`, its
+ * fl_now_ns()), then every chunk it can still claim, folds or runs them,
+ * leaves, and posts b if it was the last. `self` is the calling worker (its
+ * pool's fault applies between chunks) or NULL. Any thread of the runtime.
  */
 void fl_visit(struct fleet_runtime *rt, struct fl_worker *self,
-              struct fl_batch *b, size_t s, size_t e);
+              struct fl_batch *b, size_t s, size_t e, uint64_t now);
 
 /* For a worker whose pool is frozen and that holds no batch: sleeps until
  * the fault ends or the runtime stops. */
