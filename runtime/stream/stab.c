@@ -60,7 +60,7 @@ uint64_t fl_hash_long(const void *p, size_t n)
         s += 8;
         n -= 8;
     }
-    return stab_mix(h ^ stab_load_small(s, n));
+    return stab_mix(h ^ stab_words(s, n).w0);
 }
 
 void stab_init(stab_t *t, size_t vsize)

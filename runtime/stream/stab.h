@@ -32,8 +32,10 @@ void *sbuf_push(sbuf_t *b, size_t n);
 int sbuf_copy(sbuf_t *dst, const sbuf_t *src);
 void sbuf_free(sbuf_t *b);
 
-/* Keys up to STAB_INLINE bytes live in the entry itself. */
+/* Keys up to STAB_INLINE bytes live in the entry itself (as two words:
+ * stab_words). */
 #define STAB_INLINE 16
+_Static_assert(STAB_INLINE == 16, "stab_words makes two 8-byte words");
 
 typedef struct stab_ent {
     uint64_t hash;
@@ -82,19 +84,31 @@ static inline const void *stab_key(const stab_t *t, size_t i)
                                   : (const void *)(t->keys.p + e->k.off);
 }
 
-/* Up to 8 bytes as a number (little-endian bytes beyond n are 0). */
-static inline uint64_t stab_load_small(const unsigned char *p, size_t n)
+/* A key of up to STAB_INLINE bytes as two little-endian words, zero past
+ * its end: the form an entry keeps it in, so that two short keys compare
+ * as two words. Reads the key's bytes only. */
+typedef struct stab_kw {
+    uint64_t w0, w1;
+} stab_kw_t;
+
+static inline stab_kw_t stab_words(const void *key, size_t n)
 {
-    uint64_t v = 0;
-    if (n >= 4) {
+    const unsigned char *p = key;
+    stab_kw_t w = {0, 0};
+    if (n > 8) {
+        memcpy(&w.w0, p, 8);
+        memcpy(&w.w1, p + n - 8, 8);
+        w.w1 >>= 8 * (16 - n); /* bytes 8 .. n - 1 */
+    } else if (n >= 4) {
         uint32_t lo, hi;
         memcpy(&lo, p, 4);
         memcpy(&hi, p + n - 4, 4);
-        v = lo | (uint64_t)hi << ((n - 4) * 8);
+        w.w0 = lo | (uint64_t)hi << (8 * (n - 4));
     } else if (n > 0) {
-        v = p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+        w.w0 = p[0] | (uint64_t)p[n / 2] << (8 * (n / 2)) |
+               (uint64_t)p[n - 1] << (8 * (n - 1));
     }
-    return v;
+    return w;
 }
 
 static inline uint64_t stab_mix(uint64_t x)
@@ -114,40 +128,42 @@ static inline uint64_t stab_mum(uint64_t a, uint64_t b)
     return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
+/* The hash of an n-byte key (n <= STAB_INLINE) from its words. */
+static inline uint64_t fl_hash_words(stab_kw_t w, size_t n)
+{
+    return stab_mum(w.w0 ^ 0xa0761d6478bd642fULL ^ n,
+                    w.w1 ^ 0xe7037ed1a0b428dbULL ^ ((uint64_t)n << 56));
+}
+
 uint64_t fl_hash_long(const void *p, size_t n);
 
 /* A 64-bit hash of bytes (not cryptographic). */
 static inline uint64_t fl_hash_bytes(const void *p, size_t n)
 {
-    const uint64_t k0 = 0xa0761d6478bd642fULL, k1 = 0xe7037ed1a0b428dbULL;
-    const unsigned char *s = p;
-    if (n <= 8)
-        return stab_mum(stab_load_small(s, n) ^ k0 ^ n, k1 ^ (n << 56));
-    if (n <= 16) {
-        uint64_t a, b;
-        memcpy(&a, s, 8);
-        memcpy(&b, s + n - 8, 8);
-        return stab_mum(a ^ k0 ^ n, b ^ k1);
-    }
+    if (n <= STAB_INLINE)
+        return fl_hash_words(stab_words(p, n), n);
     return fl_hash_long(p, n);
 }
 
+/* Whether entry e holds the key (w: its words when klen <= STAB_INLINE). */
 static inline bool stab_key_eq(const stab_t *t, const stab_ent_t *e,
-                               const void *key, size_t klen)
+                               const void *key, size_t klen, stab_kw_t w)
 {
     if (e->klen != klen || e->dead)
         return false;
     if (klen > STAB_INLINE)
         return memcmp(t->keys.p + e->k.off, key, klen) == 0;
-    if (klen >= 8) {
-        uint64_t a, b, c, d;
-        memcpy(&a, e->k.bytes, 8);
-        memcpy(&b, key, 8);
-        memcpy(&c, e->k.bytes + klen - 8, 8);
-        memcpy(&d, (const unsigned char *)key + klen - 8, 8);
-        return a == b && c == d;
-    }
-    return stab_load_small(e->k.bytes, klen) == stab_load_small(key, klen);
+    uint64_t a, b;
+    memcpy(&a, e->k.bytes, 8);
+    memcpy(&b, e->k.bytes + 8, 8);
+    return a == w.w0 && b == w.w1;
+}
+
+/* The words of a key, zero for a long one. */
+static inline stab_kw_t stab_key_words(const void *key, size_t klen)
+{
+    stab_kw_t none = {0, 0};
+    return klen <= STAB_INLINE ? stab_words(key, klen) : none;
 }
 
 /* The entry with this key, or -1. */
@@ -156,22 +172,22 @@ static inline ptrdiff_t stab_find(const stab_t *t, uint64_t hash,
 {
     if (t->index == NULL)
         return -1;
+    stab_kw_t w = stab_key_words(key, klen);
     for (size_t i = hash & t->mask;; i = (i + 1) & t->mask) {
         uint32_t e = t->index[i];
         if (e == 0)
             return -1;
         const stab_ent_t *en = stab_ent(t, e - 1);
-        if (en->hash == hash && stab_key_eq(t, en, key, klen))
+        if (en->hash == hash && stab_key_eq(t, en, key, klen, w))
             return (ptrdiff_t)e - 1;
     }
 }
 ptrdiff_t stab_insert(stab_t *t, uint64_t hash, const void *key, size_t klen);
 
-/* The entry with this key, made (value zeroed, *created = true) if there
- * was none; -1 when out of memory. Moves the blocks: value pointers taken
- * before are stale. */
-static inline ptrdiff_t stab_upsert(stab_t *t, uint64_t hash, const void *key,
-                                    size_t klen, bool *created)
+/* stab_upsert for a caller that has the key's words (stab_key_words)
+ * already. */
+static inline ptrdiff_t stab_upsert_w(stab_t *t, uint64_t hash, const void *key,
+                                      size_t klen, stab_kw_t w, bool *created)
 {
     *created = true;
     if (t->index == NULL)
@@ -182,7 +198,7 @@ static inline ptrdiff_t stab_upsert(stab_t *t, uint64_t hash, const void *key,
         if (e == 0)
             break;
         const stab_ent_t *en = stab_ent(t, e - 1);
-        if (en->hash == hash && stab_key_eq(t, en, key, klen)) {
+        if (en->hash == hash && stab_key_eq(t, en, key, klen, w)) {
             *created = false;
             return (ptrdiff_t)e - 1;
         }
@@ -195,14 +211,23 @@ static inline ptrdiff_t stab_upsert(stab_t *t, uint64_t hash, const void *key,
     stab_ent_t *en = (stab_ent_t *)(t->ents.p + t->ents.len);
     t->ents.len += t->stride;
     en->hash = hash;
-    memset(en->k.bytes, 0, STAB_INLINE);
-    if (klen > 0)
-        memcpy(en->k.bytes, key, klen);
+    memcpy(en->k.bytes, &w.w0, 8);
+    memcpy(en->k.bytes + 8, &w.w1, 8);
     en->klen = (uint32_t)klen;
     en->dead = 0;
     memset(en + 1, 0, t->stride - sizeof(*en));
     t->index[i] = (uint32_t)(t->n + 1);
     return (ptrdiff_t)t->n++;
+}
+
+/* The entry with this key, made (value zeroed, *created = true) if there
+ * was none; -1 when out of memory. Moves the blocks: value pointers taken
+ * before are stale. */
+static inline ptrdiff_t stab_upsert(stab_t *t, uint64_t hash, const void *key,
+                                    size_t klen, bool *created)
+{
+    return stab_upsert_w(t, hash, key, klen, stab_key_words(key, klen),
+                         created);
 }
 /* Marks entry i dead: lookups no longer see it. */
 void stab_remove(stab_t *t, size_t i);

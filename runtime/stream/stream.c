@@ -408,7 +408,8 @@ static void key_take(tail_t *t, const fleet_record_t *rec)
     size_t kl = rec->len;
     if (s->keyfn != NULL)
         s->keyfn(s->keyctx, rec, &k, &kl);
-    uint64_t h = fl_hash_bytes(k, kl);
+    stab_kw_t w = stab_key_words(k, kl);
+    uint64_t h = kl <= STAB_INLINE ? fl_hash_words(w, kl) : fl_hash_long(k, kl);
     unsigned p = (unsigned)(((unsigned __int128)h * s->nparts) >> 64);
     int64_t m = t->runmax;
     if (s->evtime) {
@@ -423,7 +424,7 @@ static void key_take(tail_t *t, const fleet_record_t *rec)
     chunk_out_t *co = t->co;
     if (s->combine && s->kkind == K_REDUCE) {
         bool cr;
-        ptrdiff_t i = stab_upsert(&co->tabs[p], h, k, kl, &cr);
+        ptrdiff_t i = stab_upsert_w(&co->tabs[p], h, k, kl, w, &cr);
         if (i < 0) {
             t->err = -ENOMEM;
             return;
