@@ -311,6 +311,15 @@ static void pending_free(struct fl_pending *p)
 static void pinned_push(struct fl_dispatcher *d, struct fl_tm *tm,
                         struct fl_pending *p)
 {
+    struct fl_tm_counters *c = &tm->counters;
+    p->t_in = fl_now_ns(); /* its wait in this queue starts */
+    fl_count1(&c->pinned_len, 1);
+    if (atomic_load_explicit(&c->pinned_len, memory_order_relaxed) >
+        atomic_load_explicit(&c->pinned_hwm, memory_order_relaxed))
+        atomic_store_explicit(
+            &c->pinned_hwm,
+            atomic_load_explicit(&c->pinned_len, memory_order_relaxed),
+            memory_order_relaxed);
     p->next = NULL;
     if (tm->pinned_tail != NULL)
         tm->pinned_tail->next = p;
@@ -328,6 +337,9 @@ static struct fl_pending *pinned_pop(struct fl_dispatcher *d, struct fl_tm *tm)
     if (tm->pinned == NULL)
         tm->pinned_tail = NULL;
     d->pinned_ranges--;
+    uint64_t now = fl_now_ns();
+    fl_hist_add1(&tm->counters.pinned_wait, now > p->t_in ? now - p->t_in : 0);
+    fl_count1(&tm->counters.pinned_len, (uint64_t)-1);
     return p;
 }
 

@@ -185,6 +185,9 @@ int fleet_metrics_snapshot(fleet_runtime_t *rt, fleet_metrics_t *out)
         t->live = atomic_load_explicit(&tm->live, memory_order_relaxed);
         read_queue(&t->ring, fl_ring_size(&tm->ring),
                    GET(tm->counters.ring_hwm));
+        read_queue(&t->pinned, GET(tm->counters.pinned_len),
+                   GET(tm->counters.pinned_hwm));
+        fl_hist_read(&tm->counters.pinned_wait, &t->pinned.wait);
     }
     m->last_ns = now;
     pthread_mutex_unlock(&m->lock);
@@ -306,6 +309,8 @@ static int write_json(FILE *f, const fleet_metrics_t *m)
                 (unsigned long long)t->batches_out,
                 (unsigned long long)t->items_in,
                 (unsigned long long)t->items_out);
+        json_queue(f, "pinned", &t->pinned);
+        fputc(',', f);
         json_queue(f, "ring", &t->ring);
         fputc('}', f);
     }
@@ -448,41 +453,57 @@ static int write_prometheus(FILE *f, const fleet_metrics_t *m)
         fprintf(f, "fleet_taskmanager_live{taskmanager=\"%u\"} %d\n", i,
                 m->tm[i].live);
 
-    /* Queues: the three shared ones, then each TaskManager's ring. */
+    /* Queues: the three shared ones, then each TaskManager's pinned queue
+     * and ring. */
     const struct {
         const char *label;
         const fleet_queue_metrics_t *q;
     } shared[] = {{"queue=\"pending\"", &m->pending},
                   {"queue=\"scheduled\"", &m->scheduled},
                   {"queue=\"completions\"", &m->completions}};
+    static const struct {
+        const char *name;
+        size_t off;
+    } per_tm[] = {{"pinned", offsetof(fleet_tm_metrics_t, pinned)},
+                  {"ring", offsetof(fleet_tm_metrics_t, ring)}};
+#define TM_QUEUE(k, i)                                                         \
+    ((const fleet_queue_metrics_t *)((const char *)&m->tm[i] + per_tm[k].off))
     prom_head(f, "fleet_queue_length", "gauge", "Entries in the queue now.");
     for (int k = 0; k < 3; k++)
         fprintf(f, "fleet_queue_length{%s} %llu\n", shared[k].label,
                 (unsigned long long)shared[k].q->length);
-    for (unsigned i = 0; i < m->task_managers; i++)
-        fprintf(f,
-                "fleet_queue_length{queue=\"ring\",taskmanager=\"%u\"} %llu\n",
-                i, (unsigned long long)m->tm[i].ring.length);
+    for (int k = 0; k < 2; k++)
+        for (unsigned i = 0; i < m->task_managers; i++)
+            fprintf(f,
+                    "fleet_queue_length{queue=\"%s\",taskmanager=\"%u\"} "
+                    "%llu\n",
+                    per_tm[k].name, i,
+                    (unsigned long long)TM_QUEUE(k, i)->length);
     prom_head(f, "fleet_queue_high_water", "gauge",
               "Most entries the queue ever held.");
     for (int k = 0; k < 3; k++)
         fprintf(f, "fleet_queue_high_water{%s} %llu\n", shared[k].label,
                 (unsigned long long)shared[k].q->high_water);
-    for (unsigned i = 0; i < m->task_managers; i++)
-        fprintf(f,
-                "fleet_queue_high_water{queue=\"ring\",taskmanager=\"%u\"} "
-                "%llu\n",
-                i, (unsigned long long)m->tm[i].ring.high_water);
+    for (int k = 0; k < 2; k++)
+        for (unsigned i = 0; i < m->task_managers; i++)
+            fprintf(f,
+                    "fleet_queue_high_water{queue=\"%s\",taskmanager=\"%u\"} "
+                    "%llu\n",
+                    per_tm[k].name, i,
+                    (unsigned long long)TM_QUEUE(k, i)->high_water);
     prom_head(f, "fleet_queue_wait_seconds", "histogram",
               "Time an entry spent in the queue.");
     for (int k = 0; k < 3; k++)
         prom_hist(f, "fleet_queue_wait_seconds", shared[k].label,
                   &shared[k].q->wait);
-    for (unsigned i = 0; i < m->task_managers; i++) {
-        snprintf(labels, sizeof(labels), "queue=\"ring\",taskmanager=\"%u\"",
-                 i);
-        prom_hist(f, "fleet_queue_wait_seconds", labels, &m->tm[i].ring.wait);
-    }
+    for (int k = 0; k < 2; k++)
+        for (unsigned i = 0; i < m->task_managers; i++) {
+            snprintf(labels, sizeof(labels), "queue=\"%s\",taskmanager=\"%u\"",
+                     per_tm[k].name, i);
+            prom_hist(f, "fleet_queue_wait_seconds", labels,
+                      &TM_QUEUE(k, i)->wait);
+        }
+#undef TM_QUEUE
 
     /* Dispatcher. */
     const struct {

@@ -61,6 +61,8 @@ struct fl_tm_counters {
     /* Role. */
     _Atomic uint64_t batches_in, batches_out, items_in, items_out;
     _Atomic uint64_t ring_hwm;
+    _Atomic uint64_t pinned_len, pinned_hwm;
+    struct fl_hist pinned_wait; /* leaving PENDING to the last hand-out */
 };
 
 struct fl_metrics {

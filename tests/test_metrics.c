@@ -24,6 +24,7 @@
 #include "fleet.h"
 #include "fleet/metrics.h"
 #include "metrics.h"
+#include "runtime.h"
 #include "rng.h"
 
 static uint64_t now_ns(void)
@@ -321,6 +322,89 @@ static void test_prometheus(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/* --- pinned queues ---------------------------------------------------------
+ */
+
+struct gated {
+    fleet_runtime_t *rt;
+    _Atomic bool open, entered;
+    _Atomic int tm; /* where it ran */
+};
+
+static void gated_run(void *ctx, size_t b, size_t e)
+{
+    struct gated *g = ctx;
+    (void)b;
+    (void)e;
+    atomic_store(&g->tm, fl_current_tm(g->rt));
+    atomic_store(&g->entered, true);
+    while (!atomic_load_explicit(&g->open, memory_order_acquire))
+        sleep_ns(100000);
+}
+
+/* A job pinned to a TaskManager whose only worker is busy waits in its
+ * pinned queue, not in PENDING, and the metrics show it there: length and
+ * high-water mark while it waits, then its wait in the histogram - in the
+ * snapshot, the JSON and the Prometheus text. */
+static void test_pinned_queue(void **state)
+{
+    (void)state;
+    fleet_runtime_t *rt = make(2, 1);
+    struct gated busy = {.rt = rt}, next = {.rt = rt};
+    atomic_store(&next.open, true);
+    fleet_job_t *a, *b;
+    assert_int_equal(fleet_submit_on(rt, 0, gated_run, &busy, 0, 1, &a), 0);
+    for (int i = 0; i < 5000 && !atomic_load(&busy.entered); i++)
+        sleep_ns(1000000);
+    assert_true(atomic_load(&busy.entered));
+    assert_int_equal(fleet_submit_on(rt, 0, gated_run, &next, 0, 1, &b), 0);
+    uint64_t held = 20000000; /* ns */
+    sleep_ns(held);
+    fleet_metrics_t m;
+    assert_int_equal(fleet_metrics_snapshot(rt, &m), 0);
+    assert_false(atomic_load(&next.entered));
+    assert_int_equal(m.tm[0].pinned.length, 1);
+    assert_true(m.tm[0].pinned.high_water >= 1);
+    assert_int_equal(m.tm[1].pinned.length, 0);
+    assert_int_equal(m.tm[1].pinned.high_water, 0);
+    assert_int_equal(m.pending.length, 0); /* it left PENDING */
+
+    char path[] = "/tmp/fleet-metrics-XXXXXX", out[4096];
+    export_to(path, rt, fleet_metrics_write_json);
+    assert_int_equal(run_tool("jq -e '.task_managers[0].pinned.length == 1 and "
+                              ".task_managers[1].pinned.length == 0'",
+                              path, out, sizeof(out)),
+                     0);
+    unlink(path);
+
+    atomic_store_explicit(&busy.open, true, memory_order_release);
+    assert_int_equal(fleet_job_wait(a), 0);
+    assert_int_equal(fleet_job_wait(b), 0);
+    fleet_job_release(a);
+    fleet_job_release(b);
+    assert_int_equal(atomic_load(&next.tm), 0);
+    quiesce(rt, &m);
+    /* Both ranges went through the queue; the second one waited there. */
+    assert_int_equal(m.tm[0].pinned.length, 0);
+    assert_int_equal(m.tm[0].pinned.wait.count, 2);
+    assert_true(m.tm[0].pinned.wait.max_ns >= held);
+    assert_true(fleet_hist_quantile(&m.tm[0].pinned.wait, 1.0) >= held);
+    assert_int_equal(m.tm[1].pinned.wait.count, 0);
+
+    char ppath[] = "/tmp/fleet-metrics-XXXXXX";
+    export_to(ppath, rt, fleet_metrics_write_prometheus);
+    int st = run_tool("promtool check metrics <", ppath, out, sizeof(out));
+    if (st != 0 || out[0] != '\0')
+        fail_msg("promtool (exit %d): %s", st, out);
+    assert_int_equal(
+        run_tool("grep -q 'fleet_queue_wait_seconds_count{queue=\"pinned\","
+                 "taskmanager=\"0\"} 2'",
+                 ppath, out, sizeof(out)),
+        0);
+    unlink(ppath);
+    fleet_runtime_destroy(rt);
+}
+
 static void test_reporter(void **state)
 {
     (void)state;
@@ -480,6 +564,7 @@ int main(void)
         cmocka_unit_test(test_busy_while_running),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_pinned_queue),
         cmocka_unit_test(test_reporter),
         cmocka_unit_test(test_littles_law),
     };

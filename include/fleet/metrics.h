@@ -10,13 +10,16 @@
  * line shared by the workers; a snapshot sums them.
  *
  * The queues: PENDING (jobs and redispatched ranges waiting for the
- * dispatcher), each TaskManager's ring (batches handed to it, waiting for
- * one of its workers), SCHEDULED (batches handed out and not yet
- * committed) and the completions ring (batches done, waiting to be
- * committed). For each: the current length, its high-water mark and a
- * histogram of the time an entry spent in it (PENDING: push to pop by the
- * dispatcher; a ring: enqueue to dequeue; SCHEDULED: hand-out to commit;
- * completions: post to commit).
+ * dispatcher), each TaskManager's pinned queue (ranges of jobs pinned to it
+ * with fleet_submit_on, taken from PENDING and waiting for its room), each
+ * TaskManager's ring (batches handed to it, waiting for one of its
+ * workers), SCHEDULED (batches handed out and not yet committed) and the
+ * completions ring (batches done, waiting to be committed). For each: the
+ * current length, its high-water mark and a histogram of the time an entry
+ * spent in it (PENDING: push to pop by the dispatcher; pinned: from leaving
+ * PENDING until its last batch is handed out, or it goes back to PENDING
+ * when its TaskManager fails; a ring: enqueue to dequeue; SCHEDULED:
+ * hand-out to commit; completions: post to commit).
  */
 #ifndef FLEET_METRICS_H
 #define FLEET_METRICS_H
@@ -70,7 +73,8 @@ typedef struct fleet_tm_metrics {
     uint64_t items_in;
     uint64_t items_out;
     unsigned workers;
-    int live; /* 1, or 0 while declared failed */
+    int live;                     /* 1, or 0 while declared failed */
+    fleet_queue_metrics_t pinned; /* ranges pinned here, waiting for room */
     fleet_queue_metrics_t ring;
 } fleet_tm_metrics_t;
 
