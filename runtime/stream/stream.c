@@ -356,7 +356,9 @@ static const void *ws_key(const void *k, size_t kl, int64_t ws,
             return NULL;
         *heap = p;
     }
-    if (kl > 0)
+    if (kl == 8) /* a number: no call */
+        memcpy(p, k, 8);
+    else if (kl > 0)
         memcpy(p, k, kl);
     memcpy(p + kl, &ws, 8);
     return p;
@@ -398,7 +400,8 @@ static void combine_time(tail_t *t, stab_t *tb, uint64_t h, const void *k,
             ((tval_t *)v)->nlast++;
         s->agg.add(s->aggctx, v + TV_ACC, rec);
     }
-    fl_free(FL_ARENA_DEFAULT, heap);
+    if (heap != NULL) /* a key longer than kb */
+        fl_free(FL_ARENA_DEFAULT, heap);
 }
 
 static void key_take(tail_t *t, const fleet_record_t *rec)
