@@ -314,12 +314,9 @@ static void pinned_push(struct fl_dispatcher *d, struct fl_tm *tm,
     struct fl_tm_counters *c = &tm->counters;
     p->t_in = fl_now_ns(); /* its wait in this queue starts */
     fl_count1(&c->pinned_len, 1);
-    if (atomic_load_explicit(&c->pinned_len, memory_order_relaxed) >
-        atomic_load_explicit(&c->pinned_hwm, memory_order_relaxed))
-        atomic_store_explicit(
-            &c->pinned_hwm,
-            atomic_load_explicit(&c->pinned_len, memory_order_relaxed),
-            memory_order_relaxed);
+    uint64_t len = atomic_load_explicit(&c->pinned_len, memory_order_relaxed);
+    if (len > atomic_load_explicit(&c->pinned_hwm, memory_order_relaxed))
+        atomic_store_explicit(&c->pinned_hwm, len, memory_order_relaxed);
     p->next = NULL;
     if (tm->pinned_tail != NULL)
         tm->pinned_tail->next = p;

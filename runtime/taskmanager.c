@@ -233,8 +233,10 @@ bool fl_tm_take(struct fl_worker *self)
         fl_tm_running_add(tm, b);
         /* More than one chunk left: sleeping siblings may join. */
         if (atomic_load_explicit(&tm->idle, memory_order_relaxed) != 0 &&
-            fl_batch_has_unclaimed(b))
+            fl_batch_has_unclaimed(b)) {
             fl_tm_wake(tm);
+            now = fl_now_ns(); /* a wake takes microseconds: not busy time */
+        }
     }
     fl_visit(tm->rt, self, b, s, e, now);
     return true;
