@@ -107,6 +107,28 @@ static void key_of(void *ctx, const fleet_record_t *in, const void **key,
     *len = sizeof(uint64_t);
 }
 
+/* Keys of many widths for the same events: key k is its decimal digits,
+ * then 'x's up to a width picked by k - up to 8 bytes (one word), 9 to 16
+ * (two), 17 to 40 (kept outside the entry), about 250 (with a window start
+ * appended, more than a combiner's stack buffer) or 600. The memory lives
+ * until the next call on this thread, as key_by allows. */
+#define WIDE_MAX 600
+static void key_wide(void *ctx, const fleet_record_t *in, const void **key,
+                     size_t *len)
+{
+    (void)ctx;
+    static _Thread_local char buf[WIDE_MAX];
+    static const size_t widths[5] = {5, 13, 40, 250, WIDE_MAX};
+    uint64_t k = ((const ev_t *)in->data)->key;
+    int n = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)k);
+    size_t w = widths[k % 5];
+    if (w < (size_t)n)
+        w = (size_t)n;
+    memset(buf + n, 'x', w - (size_t)n);
+    *key = buf;
+    *len = w;
+}
+
 /* ---- output lines -------------------------------------------------------- */
 
 typedef struct lines {
@@ -227,6 +249,21 @@ static void cs_result(void *ctx, const void *key, size_t len,
                             (long long)a->sum);
     fleet_emit(out, buf, (size_t)n, FLEET_TS_NONE);
 }
+
+/* cs_result for key_wide's keys: the same line, the number read back. */
+static void cs_result_wide(void *ctx, const void *key, size_t len,
+                           const fleet_window_span_t *span, const void *acc,
+                           fleet_emitter_t *out)
+{
+    assert_true(len >= 1 && len <= WIDE_MAX);
+    uint64_t k = 0;
+    for (const char *c = key; c < (const char *)key + len && *c != 'x'; c++)
+        k = 10 * k + (uint64_t)(*c - '0');
+    cs_result(ctx, &k, sizeof(k), span, acc, out);
+}
+
+static const fleet_aggregate_t count_sum_wide = {sizeof(cs_t), cs_init, cs_add,
+                                                 cs_merge, cs_result_wide};
 
 static const fleet_aggregate_t count_sum = {sizeof(cs_t), cs_init, cs_add,
                                             cs_merge, cs_result};
@@ -473,6 +510,7 @@ typedef struct shape {
     unsigned fail_tm[2];
     fleet_fail_t fail_how[2];
     unsigned long long chaos_seed;
+    bool wide; /* keys of many widths (key_wide) instead of 8 bytes */
 } shape_t;
 
 typedef struct result {
@@ -527,11 +565,13 @@ static void run_lib(const gspec_t *g, char kind, const fleet_window_t *w,
     memset(res, 0, sizeof(*res));
     assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
     assert_int_equal(fleet_stream_source_generator(s, g->n, gen, &gc), 0);
-    assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
+    assert_int_equal(fleet_stream_key_by(s, sh->wide ? key_wide : key_of, NULL),
+                     0);
+    const fleet_aggregate_t *agg = sh->wide ? &count_sum_wide : &count_sum;
     if (kind == 'r')
-        assert_int_equal(fleet_stream_reduce(s, &count_sum, NULL), 0);
+        assert_int_equal(fleet_stream_reduce(s, agg, NULL), 0);
     else
-        assert_int_equal(fleet_stream_window(s, w, &count_sum, NULL), 0);
+        assert_int_equal(fleet_stream_window(s, w, agg, NULL), 0);
     assert_int_equal(fleet_stream_sink(s, sink_lines, &res->out), 0);
     assert_int_equal(fleet_stream_run(s), 0);
     assert_int_equal(fleet_stream_stats(s, &res->st), 0);
@@ -1040,6 +1080,45 @@ static void test_crash_mid_window(void **state)
     lines_free(&r.out);
 }
 
+/* Keys of every width (key_wide: one word, two, kept outside the entry,
+ * longer than a combiner's stack buffer once the window start is appended)
+ * through every keyed kind - reduce and time windows pre-aggregated,
+ * allowed lateness, sessions and count windows record by record - and
+ * through a crash and restore, against the reference on the same events. */
+static void test_wide_keys(void **state)
+{
+    (void)state;
+    gspec_t g = {20000 / SLOW, 50, 300, 41, 0, 1};
+    fleet_window_t tw = {.kind = FLEET_WINDOW_TUMBLING, .size = 100};
+    fleet_window_t sw = {
+        .kind = FLEET_WINDOW_SLIDING, .size = 100, .slide = 30};
+    fleet_window_t lw = {
+        .kind = FLEET_WINDOW_TUMBLING, .size = 100, .allowed_lateness = 50};
+    fleet_window_t cw = {
+        .kind = FLEET_WINDOW_SLIDING, .count = true, .size = 5, .slide = 2};
+    shape_t sh = {.tms = 2, .batch = 700, .wide = true};
+    check(&g, 'r', &tw, 0, &sh, NULL);
+    check(&g, 't', &tw, 250, &sh, NULL);
+    check(&g, 's', &sw, 250, &(shape_t){.tms = 3, .wide = true}, NULL);
+    check(&g, 't', &lw, 100, &sh, NULL);
+    check(&g, 'c', &cw, 0, &sh, NULL);
+    gspec_t sg = {10000 / SLOW, 40, 90, 13, 0, 3};
+    fleet_window_t ses = {.kind = FLEET_WINDOW_SESSION, .gap = 100};
+    check(&sg, 'S', &ses, 50, &sh, NULL);
+    shape_t crash = {.tms = 2,
+                     .batch = 500,
+                     .epoch_batches = 4,
+                     .checkpoint_ms = 1,
+                     .fail_at = {12000 / SLOW},
+                     .fail_tm = {1},
+                     .fail_how = {FLEET_FAIL_CRASH},
+                     .wide = true};
+    result_t r;
+    check(&g, 't', &tw, 250, &crash, &r);
+    assert_true(r.st.restores > 0);
+    lines_free(&r.out);
+}
+
 /* Twice in a row: the second failure comes while the first is being
  * recovered from (no checkpoint in between). */
 static void test_crash_twice(void **state)
@@ -1293,6 +1372,7 @@ int main(void)
         cmocka_unit_test(test_window_edges),
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_crash_mid_window),
+        cmocka_unit_test(test_wide_keys),
         cmocka_unit_test(test_crash_twice),
         cmocka_unit_test(test_fail_mid_checkpoint),
         cmocka_unit_test(test_file_replay),
