@@ -1207,6 +1207,104 @@ static void test_fail_mid_checkpoint(void **state)
     ref_free(&ref);
 }
 
+/* A checkpoint commits TaskManager by TaskManager: when one fails during
+ * it, the partitions of the others still commit, and their output up to
+ * that epoch reaches the sink at once; only the failed one's partitions
+ * replay and wait for the next attempt. */
+typedef struct ckwatch {
+    fleet_runtime_t *rt;
+    fleet_stream_t *s;
+    unsigned fail_at;   /* attempt during which TaskManager 1 fails */
+    uint64_t out_at[8]; /* records_out as attempt n starts */
+} ckwatch_t;
+
+static void watch_checkpoint(void *ctx, unsigned n)
+{
+    ckwatch_t *c = ctx;
+    fleet_stream_stats_t st;
+    assert_int_equal(fleet_stream_stats(c->s, &st), 0);
+    if (n < 8)
+        c->out_at[n] = st.records_out;
+    if (n == c->fail_at)
+        assert_int_equal(fleet_tm_fail(c->rt, 1, FLEET_FAIL_CRASH), 0);
+}
+
+static void test_checkpoint_per_tm(void **state)
+{
+    (void)state;
+    /* Windows fire in every epoch, in every partition. */
+    gspec_t g = {60000 / SLOW, 64, 20, 37, 0, 1};
+    fleet_window_t w = {.kind = FLEET_WINDOW_TUMBLING, .size = 200};
+    ref_t ref = {0};
+    reference_time(&g, REF_TUMBLING, w.size, 0, 0, 0, 20, &ref);
+    fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = 2});
+    ckwatch_t cw = {.rt = rt, .fail_at = 3};
+    genctx_t gc = {.g = g};
+    fleet_stream_config_t c;
+    fleet_stream_config_init(&c);
+    c.batch_records = 1000 / SLOW;
+    c.epoch_batches = 2;
+    c.checkpoint_ms = 1;
+    c.max_out_of_orderness = 20;
+    lines_t out = {0};
+    assert_int_equal(fleet_stream_create(&cw.s, rt, &c), 0);
+    fl_stream_checkpoint_hook(cw.s, watch_checkpoint, &cw);
+    assert_int_equal(fleet_stream_source_generator(cw.s, g.n, gen, &gc), 0);
+    assert_int_equal(fleet_stream_key_by(cw.s, key_of, NULL), 0);
+    assert_int_equal(fleet_stream_window(cw.s, &w, &count_sum, NULL), 0);
+    assert_int_equal(fleet_stream_sink(cw.s, sink_lines, &out), 0);
+    assert_int_equal(fleet_stream_run(cw.s), 0);
+    fleet_stream_stats_t st;
+    assert_int_equal(fleet_stream_stats(cw.s, &st), 0);
+    assert_int_equal(st.checkpoints_aborted, 1);
+    assert_int_equal(st.restores, 8);
+    /* Attempt 3 lost TaskManager 1, yet TaskManager 0's partitions
+     * committed their output: the sink had more as attempt 4 began. */
+    assert_true(cw.out_at[2] < cw.out_at[3]);
+    assert_true(cw.out_at[3] < cw.out_at[4]);
+    assert_same(&out, &ref.out);
+    assert_int_equal(st.late_dropped, ref.late);
+    fleet_stream_destroy(cw.s);
+    fleet_runtime_destroy(rt);
+    lines_free(&out);
+    ref_free(&ref);
+
+    /* At the end of the stream, each TaskManager fails during one of the
+     * two final checkpoint attempts: the first commits TaskManager 0's
+     * partitions, the second TaskManager 1's - after which every
+     * checkpoint covers the last epoch while TaskManager 0's partitions
+     * were just restored (from that very checkpoint). The stream must end
+     * there, each result once. */
+    g = (gspec_t){40000 / SLOW, 300, 0, 43, 0, 1};
+    ref = (ref_t){0};
+    reference_reduce(&g, &ref);
+    rt = runtime_for(&(shape_t){.tms = 2});
+    ckfail_t cf = {rt, {0, 1}, {1, 0}};
+    gc = (genctx_t){.g = g};
+    fleet_stream_config_init(&c);
+    c.batch_records = 1000 / SLOW;
+    c.checkpoint_ms = 0; /* only the final checkpoint: attempts 0, 1, 2 */
+    out = (lines_t){0};
+    fleet_stream_t *s;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    fl_stream_checkpoint_hook(s, fail_in_checkpoint, &cf);
+    assert_int_equal(fleet_stream_source_generator(s, g.n, gen, &gc), 0);
+    assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
+    assert_int_equal(fleet_stream_reduce(s, &count_sum, NULL), 0);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+    assert_int_equal(fleet_stream_run(s), 0);
+    assert_int_equal(fleet_stream_stats(s, &st), 0);
+    assert_int_equal(st.checkpoints_aborted, 2);
+    assert_int_equal(st.checkpoints, 1);
+    assert_int_equal(st.restores, 16);
+    assert_same(&out, &ref.out);
+    assert_int_equal(st.records_out, ref.out.n);
+    fleet_stream_destroy(s);
+    fleet_runtime_destroy(rt);
+    lines_free(&out);
+    ref_free(&ref);
+}
+
 /* A lines source over several files (one byte stream: a file without a
  * final newline joins the next one's first line), a crash inside a
  * checkpoint: the restored partitions replay epochs whose bytes were
@@ -1375,6 +1473,7 @@ int main(void)
         cmocka_unit_test(test_wide_keys),
         cmocka_unit_test(test_crash_twice),
         cmocka_unit_test(test_fail_mid_checkpoint),
+        cmocka_unit_test(test_checkpoint_per_tm),
         cmocka_unit_test(test_file_replay),
         cmocka_unit_test(test_chaos),
     };

@@ -38,13 +38,15 @@
  * Exactly once. Every checkpoint_ms (1 s; 0: only at the end) the pipeline
  * snapshots the keyed state of every partition at an epoch boundary (the
  * micro-batch form of an aligned barrier) with the source offset. Records
- * reach the sink only when a checkpoint covering them has completed (a
- * pipeline without key_by keeps no state: its output goes to the sink as
- * each epoch ends). When
- * a TaskManager is declared failed, the state of its partitions is lost: it
- * is restored from the last completed checkpoint and the source replays
- * from that checkpoint's offset for them. The sink therefore sees exactly
- * the records of a run without failures. Operators must be deterministic
+ * reach the sink only when a checkpoint covering their partition has
+ * completed (a pipeline without key_by keeps no state: its output goes to
+ * the sink as each epoch ends). When a TaskManager is declared failed, the
+ * state of its partitions is lost: it is restored from their last
+ * completed checkpoint and the source replays from that checkpoint's offset
+ * for them. A checkpoint completes TaskManager by TaskManager: one that
+ * fails during it holds back only its own partitions. The sink therefore
+ * sees exactly the records of a run without failures (each partition's in
+ * order; how partitions interleave may differ). Operators must be deterministic
  * (the same input gives the same output) and may run more than once on a
  * record; their side effects beyond fleet_emit are theirs to make
  * idempotent.

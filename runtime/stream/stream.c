@@ -25,9 +25,12 @@
  *
  * Failures: when fleet_tm_status reports that a TaskManager was declared
  * failed, the state of its partitions is taken as lost and restored from
- * the last completed checkpoint; they then replay the retained epochs after
- * it (the map phase runs again, building only their partitions). Output
- * waits in each partition's state until a checkpoint covering it completes.
+ * their last checkpoint; they then replay the retained epochs after it (the
+ * map phase runs again, building only their partitions). A checkpoint
+ * commits each TaskManager's partitions unless that TaskManager failed
+ * while it ran, so partitions may stand at different checkpoints; epochs
+ * are retained from the oldest. Output waits in each partition's state
+ * until a checkpoint covering it completes.
  *
  * Not here: record-at-a-time pipelining across epochs, more than one keyed
  * stage, state larger than memory.
@@ -202,9 +205,9 @@ struct fleet_stream {
     uint64_t gread;   /* bytes read from the inputs so far */
     uint64_t *fstart; /* where each file starts in the byte stream */
     uint64_t gnext;
-    epoch_t **eps; /* epochs ckpt_epoch + 1 .. E */
+    epoch_t **eps; /* epochs after the oldest partition checkpoint .. E */
     size_t neps, caps;
-    uint64_t E, ckpt_epoch;
+    uint64_t E;
     bool src_done;      /* the final epoch has been read */
     size_t tab_hint;    /* entries of the fullest combiner table lately */
     uint64_t last_ckpt; /* when the last checkpoint completed */
@@ -1087,7 +1090,7 @@ static int run_pinned(fleet_stream_t *s, fleet_range_fn fn, void *ctxs,
 
 /* Restores the partitions of TaskManagers declared failed since the last
  * look. Returns how many it restored, or -errno. */
-static int check_failures(fleet_stream_t *s)
+static int check_failures(fleet_stream_t *s, bool *failed)
 {
     int restored = 0;
     for (unsigned k = 0; k < s->ntm; k++) {
@@ -1095,6 +1098,8 @@ static int check_failures(fleet_stream_t *s)
         int r = fleet_tm_status(s->rt, k, &st);
         if (r != 0)
             return r;
+        if (failed != NULL)
+            failed[k] = st.failures != s->seen[k];
         if (st.failures == s->seen[k])
             continue;
         s->seen[k] = st.failures;
@@ -1145,8 +1150,12 @@ static void epochs_drop_through(fleet_stream_t *s, uint64_t id)
     s->neps -= k;
 }
 
-/* Snapshots every partition at epoch E; commits unless a TaskManager
- * failed meanwhile. Returns 1 when committed, 0 when aborted, or -errno. */
+/* Snapshots every partition at epoch E, each TaskManager's on it, and
+ * commits those of every TaskManager that did not fail meanwhile: their
+ * output up to E goes to the sink. The partitions of one that failed are
+ * restored from their own last checkpoint instead and replay from there;
+ * the others need not wait for them. Returns 1 when every partition
+ * committed, 0 when some were restored, or -errno. */
 static int checkpoint(fleet_stream_t *s)
 {
     uint64_t t0 = now_ns();
@@ -1161,30 +1170,36 @@ static int checkpoint(fleet_stream_t *s)
         err = s->parts[p].err;
     if (err != 0)
         return err;
-    int lost = check_failures(s);
-    if (lost != 0) {
-        s->st.checkpoints_aborted++;
-        s->st.checkpoint_ns_total += now_ns() - t0;
-        return lost < 0 ? lost : 0;
-    }
+    bool failed[64] = {false};
+    int lost = check_failures(s, failed);
+    if (lost < 0)
+        return lost;
     size_t bytes = 0;
+    uint64_t oldest = UINT64_MAX;
     for (unsigned p = 0; p < s->nparts; p++) {
         part_t *pt = &s->parts[p];
-        pstate_t tmp = pt->ckpt;
-        pt->ckpt = pt->next;
-        pt->next = tmp;
-        err = sink_flush(s, &pt->live.out);
-        if (err != 0)
-            return err;
-        pt->ckpt.out.len = 0;
+        if (!failed[p % s->ntm]) {
+            pstate_t tmp = pt->ckpt;
+            pt->ckpt = pt->next;
+            pt->next = tmp;
+            err = sink_flush(s, &pt->live.out);
+            if (err != 0)
+                return err;
+            pt->ckpt.out.len = 0;
+        }
         bytes += pstate_bytes(&pt->ckpt);
+        if (pt->ckpt.applied < oldest)
+            oldest = pt->ckpt.applied;
     }
-    s->ckpt_epoch = s->E;
-    epochs_drop_through(s, s->E);
-    s->st.checkpoints++;
+    /* What every partition's checkpoint covers is never replayed. */
+    epochs_drop_through(s, oldest);
+    if (lost != 0)
+        s->st.checkpoints_aborted++;
+    else
+        s->st.checkpoints++;
     s->st.state_bytes = bytes;
     s->st.checkpoint_ns_total += now_ns() - t0;
-    return 1;
+    return lost == 0;
 }
 
 /* ---- sources ------------------------------------------------------------ */
@@ -1558,13 +1573,16 @@ static int run_keyed(fleet_stream_t *s)
         while ((e = min_applied(s) + 1) <= s->E) {
             int err = run_epoch(s, epoch_get(s, e));
             if (err == 0)
-                err = check_failures(s);
+                err = check_failures(s, NULL);
             if (err < 0)
                 return err;
             progress(s, false);
         }
-        epoch_t *last = s->neps ? s->eps[s->neps - 1] : NULL;
-        bool done = last != NULL && last->final;
+        /* Every partition has applied E: at the end of the stream, done
+         * once a checkpoint commits all of them (one that commits only
+         * some - a TaskManager failed - may leave no epoch retained, but
+         * the stream has no more). */
+        bool done = s->src_done;
         if (done || checkpoint_due(s)) {
             int r = checkpoint(s);
             if (r < 0)
@@ -1575,7 +1593,7 @@ static int run_keyed(fleet_stream_t *s)
             if (done)
                 return 0;
         }
-        if (min_applied(s) == s->E) { /* nothing read ahead */
+        if (min_applied(s) == s->E && !s->src_done) { /* nothing ahead */
             int err = next_epoch(s);
             if (err != 0)
                 return err;
