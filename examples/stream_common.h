@@ -1,7 +1,8 @@
 /*
  * The options every stream example shares, and running a pipeline with
- * them: --task-managers N, --workers N, --chaos SEED, --checkpoint-ms N,
- * --partitions N, --batch N, --epoch-batches N, --metrics.
+ * them: --task-managers N, --workers N, --chaos SEED, --chaos-mtbf-ms N,
+ * --checkpoint-ms N, --partitions N, --batch N, --epoch-batches N,
+ * --metrics.
  *
  * Not a header of the library; header-only, for examples/ only.
  */
@@ -26,6 +27,9 @@
     "  --workers N        threads per TaskManager (default: CPUs / TMs)\n"     \
     "  --chaos SEED       seeded random TaskManager failures (crash, hang,\n"  \
     "                     slow; one every 20 ms on average) during the run\n"  \
+    "  --chaos-mtbf-ms N  with --chaos: one failure every N ms on average\n"   \
+    "                     (default 20; a pipeline whose epochs take longer\n"  \
+    "                     than that barely progresses)\n"                      \
     "  --checkpoint-ms N  checkpoint period (default 1000, with --chaos 50;\n" \
     "                     0: only at the end)\n"                               \
     "  --partitions N     key partitions (default 8 per TaskManager)\n"        \
@@ -37,6 +41,7 @@
 
 typedef struct ex_opts {
     unsigned long long tms, workers, chaos, ckpt_ms, parts, batch, epoch;
+    unsigned long long mtbf_ms; /* 0: the default */
     bool chaos_set, ckpt_set, metrics;
 } ex_opts_t;
 
@@ -78,6 +83,7 @@ static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
         {"--partitions", 65536, offsetof(ex_opts_t, parts)},
         {"--batch", 1ull << 30, offsetof(ex_opts_t, batch)},
         {"--epoch-batches", 1ull << 20, offsetof(ex_opts_t, epoch)},
+        {"--chaos-mtbf-ms", 3600000, offsetof(ex_opts_t, mtbf_ms)},
     };
     if (strcmp(argv[*i], "--metrics") == 0) {
         o->metrics = true;
@@ -90,6 +96,8 @@ static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
             (unsigned long long *)((char *)o + opts[k].off);
         if (*i + 1 >= argc || ex_number(argv[*i + 1], opts[k].max, dst) != 0)
             return -1;
+        if (opts[k].off == offsetof(ex_opts_t, mtbf_ms) && *dst == 0)
+            return -1; /* a failure every 0 ms is no run */
         if (k == 2)
             o->chaos_set = true;
         if (k == 3)
@@ -110,7 +118,7 @@ static inline int ex_runtime(const ex_opts_t *o, fleet_runtime_t **rt)
     cfg.workers_per_tm = (unsigned)o->workers;
     if (o->chaos_set) {
         cfg.chaos_seed = o->chaos ? o->chaos : 1;
-        cfg.chaos_mtbf_us = 20000;
+        cfg.chaos_mtbf_us = o->mtbf_ms ? (unsigned)o->mtbf_ms * 1000u : 20000;
         cfg.chaos_weight[FLEET_FAIL_CRASH] = 2;
         cfg.chaos_weight[FLEET_FAIL_HANG] = 1;
         cfg.chaos_weight[FLEET_FAIL_SLOW] = 1;

@@ -117,6 +117,16 @@ printf '%s\n' '(a,1,1)' '(a,10,1)' '(b,1,3)' '(c,11,1)' '(c,6,1)' >"$tmp/want"
 check "windowing session == Flink's SessionWindowing" "$tmp/want" "$tmp/got"
 "$bin/windowing" session --quiet --chaos 2 --batch 1 >"$tmp/got"
 check "windowing session --chaos" "$tmp/want" "$tmp/got"
+# Failures spaced by --chaos-mtbf-ms: still some, output the same.
+"$bin/windowing" sliding --events $((long / 30)) --lateness 100 --quiet \
+    >"$tmp/want"
+"$bin/windowing" sliding --events $((long / 30)) --lateness 100 --chaos 3 \
+    --chaos-mtbf-ms 50 >"$tmp/got" 2>"$tmp/err"
+check "windowing sliding --chaos 3 --chaos-mtbf-ms 50" "$tmp/want" "$tmp/got"
+if ! grep -q 'failures injected [1-9]' "$tmp/err"; then
+    echo "FAIL: no failure injected with --chaos-mtbf-ms 50"
+    fail=1
+fi
 for mode in "count $tmp/gpl4" "tumbling --events 200000 --lateness 0" \
     "sliding --events 200000 --lateness 100" \
     "tumbling --events 200000 --disorder 2000 --delay 100"; do
@@ -134,7 +144,8 @@ done
 for ex in wordcount ysb "windowing session"; do
     # shellcheck disable=SC2086
     if $bin/$ex --help >/dev/null 2>&1 && ! $bin/$ex --bogus >/dev/null 2>&1 &&
-        ! $bin/$ex --task-managers x >/dev/null 2>&1; then
+        ! $bin/$ex --task-managers x >/dev/null 2>&1 &&
+        ! $bin/$ex --chaos 1 --chaos-mtbf-ms 0 >/dev/null 2>&1; then
         echo "ok: $ex --help / bad options"
     else
         echo "FAIL: $ex --help / bad options"
