@@ -127,6 +127,28 @@ static inline int ex_runtime(const ex_opts_t *o, fleet_runtime_t **rt)
     return fleet_runtime_create(rt, &cfg);
 }
 
+/* After building a pipeline (err: 0 or the first error on the way): sets
+ * the sink fn(ctx) and runs it; then the sink's own error, *sink_err. */
+static inline int ex_sink_run(int err, fleet_stream_t *s, fleet_sink_fn fn,
+                              void *ctx, const int *sink_err)
+{
+    if (err == 0)
+        err = fleet_stream_sink(s, fn, ctx);
+    if (err == 0)
+        err = fleet_stream_run(s);
+    return err != 0 ? err : *sink_err;
+}
+
+/* Flushes standard output: 0, or -EIO (said on stderr) when writing the
+ * output failed. */
+static inline int ex_flush_stdout(const char *name)
+{
+    if (fflush(stdout) == 0 && !ferror(stdout))
+        return 0;
+    fprintf(stderr, "%s: writing the output failed\n", name);
+    return -EIO;
+}
+
 /* A progress line a second on a terminal: what the stream counted. */
 static inline void ex_progress(void *ctx, const fleet_stream_stats_t *st)
 {

@@ -371,12 +371,7 @@ int main(int argc, char **argv)
         if (err == 0)
             err = fleet_stream_window(s, &w, &count_sum, NULL);
     }
-    if (err == 0)
-        err = fleet_stream_sink(s, collect, &out);
-    if (err == 0)
-        err = fleet_stream_run(s);
-    if (err == 0)
-        err = out.err;
+    err = ex_sink_run(err, s, collect, &out, &out.err);
     double secs = ex_now() - t0;
     if (err != 0) {
         fprintf(stderr, "windowing: %s\n", fleet_strerror(err));
@@ -385,10 +380,8 @@ int main(int argc, char **argv)
             qsort(out.v, out.n, sizeof(*out.v), by_line);
         for (size_t i = 0; i < out.n; i++)
             puts(out.v[i]);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "windowing: writing the output failed\n");
+        if (ex_flush_stdout("windowing") != 0)
             err = -EIO;
-        }
         ex_report("windowing", rt, s, secs, &o, quiet);
     }
     for (size_t i = 0; i < out.n; i++)

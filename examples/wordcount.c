@@ -207,12 +207,7 @@ int main(int argc, char **argv)
         err = fleet_stream_key_by(s, NULL, NULL);
     if (err == 0)
         err = fleet_stream_reduce(s, &sum, NULL);
-    if (err == 0)
-        err = fleet_stream_sink(s, collect, &words);
-    if (err == 0)
-        err = fleet_stream_run(s);
-    if (err == 0)
-        err = words.err;
+    err = ex_sink_run(err, s, collect, &words, &words.err);
     double secs = ex_now() - t0;
     if (err != 0) {
         fprintf(stderr, "wordcount: %s\n", fleet_strerror(err));
@@ -234,10 +229,8 @@ int main(int argc, char **argv)
         free(e);
         if (err != 0)
             fprintf(stderr, "wordcount: %s\n", fleet_strerror(err));
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "wordcount: writing the output failed\n");
+        if (ex_flush_stdout("wordcount") != 0)
             err = -EIO;
-        }
         if (!quiet) {
             fprintf(stderr,
                     "wordcount: %llu words, %zu distinct in %.3f s "

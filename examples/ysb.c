@@ -222,12 +222,7 @@ int main(int argc, char **argv)
         err = fleet_stream_key_by(s, NULL, NULL);
     if (err == 0)
         err = fleet_stream_window(s, &win, &count, NULL);
-    if (err == 0)
-        err = fleet_stream_sink(s, collect, &rows);
-    if (err == 0)
-        err = fleet_stream_run(s);
-    if (err == 0)
-        err = rows.err;
+    err = ex_sink_run(err, s, collect, &rows, &rows.err);
     double secs = ex_now() - t0;
     if (err != 0) {
         fprintf(stderr, "ysb: %s\n", fleet_strerror(err));
@@ -238,10 +233,8 @@ int main(int argc, char **argv)
             printf("%llu %lld %llu\n", (unsigned long long)rows.v[i].campaign,
                    (long long)rows.v[i].start,
                    (unsigned long long)rows.v[i].count);
-        if (fflush(stdout) != 0 || ferror(stdout)) {
-            fprintf(stderr, "ysb: writing the output failed\n");
+        if (ex_flush_stdout("ysb") != 0)
             err = -EIO;
-        }
         if (!quiet)
             fprintf(stderr, "ysb: %llu events in %.3f s (%.1f M events/s)\n",
                     events, secs, secs > 0 ? (double)events / secs / 1e6 : 0);

@@ -72,10 +72,7 @@ static void schedule(struct fl_tm *tm, struct fl_batch *b)
     CK_LIST_INSERT_HEAD(&b->job->live, b, job_link);
     tm->load += b->end - b->begin;
     struct fl_metrics *m = &tm->rt->metrics;
-    fl_count1(&m->sched_len, 1);
-    uint64_t len = atomic_load_explicit(&m->sched_len, memory_order_relaxed);
-    if (len > atomic_load_explicit(&m->sched_hwm, memory_order_relaxed))
-        atomic_store_explicit(&m->sched_hwm, len, memory_order_relaxed);
+    fl_len_inc1(&m->sched_len, &m->sched_hwm);
 }
 
 static void unschedule(struct fl_tm *tm, struct fl_batch *b)
@@ -311,12 +308,8 @@ static void pending_free(struct fl_pending *p)
 static void pinned_push(struct fl_dispatcher *d, struct fl_tm *tm,
                         struct fl_pending *p)
 {
-    struct fl_tm_counters *c = &tm->counters;
     p->t_in = fl_now_ns(); /* its wait in this queue starts */
-    fl_count1(&c->pinned_len, 1);
-    uint64_t len = atomic_load_explicit(&c->pinned_len, memory_order_relaxed);
-    if (len > atomic_load_explicit(&c->pinned_hwm, memory_order_relaxed))
-        atomic_store_explicit(&c->pinned_hwm, len, memory_order_relaxed);
+    fl_len_inc1(&tm->counters.pinned_len, &tm->counters.pinned_hwm);
     p->next = NULL;
     if (tm->pinned_tail != NULL)
         tm->pinned_tail->next = p;

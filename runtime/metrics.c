@@ -409,7 +409,6 @@ static int write_prometheus(FILE *f, const fleet_metrics_t *m)
             "(backPressuredTimeMsPerSecond / 1000)."),
 #undef TMF
     };
-    char labels[64];
     for (size_t k = 0; k < sizeof(tmf) / sizeof(tmf[0]); k++) {
         prom_head(f, tmf[k].name, "gauge", tmf[k].help);
         for (unsigned i = 0; i < m->task_managers; i++)
@@ -454,56 +453,41 @@ static int write_prometheus(FILE *f, const fleet_metrics_t *m)
                 m->tm[i].live);
 
     /* Queues: the three shared ones, then each TaskManager's pinned queue
-     * and ring. */
-    const struct {
-        const char *label;
+     * and ring; one label set each. */
+    static const char *const shared[3] = {"pending", "scheduled",
+                                          "completions"};
+    struct {
+        char labels[48];
         const fleet_queue_metrics_t *q;
-    } shared[] = {{"queue=\"pending\"", &m->pending},
-                  {"queue=\"scheduled\"", &m->scheduled},
-                  {"queue=\"completions\"", &m->completions}};
-    static const struct {
-        const char *name;
-        size_t off;
-    } per_tm[] = {{"pinned", offsetof(fleet_tm_metrics_t, pinned)},
-                  {"ring", offsetof(fleet_tm_metrics_t, ring)}};
-#define TM_QUEUE(k, i)                                                         \
-    ((const fleet_queue_metrics_t *)((const char *)&m->tm[i] + per_tm[k].off))
-    prom_head(f, "fleet_queue_length", "gauge", "Entries in the queue now.");
-    for (int k = 0; k < 3; k++)
-        fprintf(f, "fleet_queue_length{%s} %llu\n", shared[k].label,
-                (unsigned long long)shared[k].q->length);
-    for (int k = 0; k < 2; k++)
-        for (unsigned i = 0; i < m->task_managers; i++)
-            fprintf(f,
-                    "fleet_queue_length{queue=\"%s\",taskmanager=\"%u\"} "
-                    "%llu\n",
-                    per_tm[k].name, i,
-                    (unsigned long long)TM_QUEUE(k, i)->length);
-    prom_head(f, "fleet_queue_high_water", "gauge",
-              "Most entries the queue ever held.");
-    for (int k = 0; k < 3; k++)
-        fprintf(f, "fleet_queue_high_water{%s} %llu\n", shared[k].label,
-                (unsigned long long)shared[k].q->high_water);
-    for (int k = 0; k < 2; k++)
-        for (unsigned i = 0; i < m->task_managers; i++)
-            fprintf(f,
-                    "fleet_queue_high_water{queue=\"%s\",taskmanager=\"%u\"} "
-                    "%llu\n",
-                    per_tm[k].name, i,
-                    (unsigned long long)TM_QUEUE(k, i)->high_water);
-    prom_head(f, "fleet_queue_wait_seconds", "histogram",
-              "Time an entry spent in the queue.");
-    for (int k = 0; k < 3; k++)
-        prom_hist(f, "fleet_queue_wait_seconds", shared[k].label,
-                  &shared[k].q->wait);
+    } qs[3 + 2 * FLEET_METRICS_MAX_TMS];
+    size_t nq = 0;
+    for (int k = 0; k < 3; k++) {
+        snprintf(qs[nq].labels, sizeof(qs[nq].labels), "queue=\"%s\"",
+                 shared[k]);
+        qs[nq++].q = k == 0   ? &m->pending
+                     : k == 1 ? &m->scheduled
+                              : &m->completions;
+    }
     for (int k = 0; k < 2; k++)
         for (unsigned i = 0; i < m->task_managers; i++) {
-            snprintf(labels, sizeof(labels), "queue=\"%s\",taskmanager=\"%u\"",
-                     per_tm[k].name, i);
-            prom_hist(f, "fleet_queue_wait_seconds", labels,
-                      &TM_QUEUE(k, i)->wait);
+            snprintf(qs[nq].labels, sizeof(qs[nq].labels),
+                     "queue=\"%s\",taskmanager=\"%u\"",
+                     k == 0 ? "pinned" : "ring", i);
+            qs[nq++].q = k == 0 ? &m->tm[i].pinned : &m->tm[i].ring;
         }
-#undef TM_QUEUE
+    prom_head(f, "fleet_queue_length", "gauge", "Entries in the queue now.");
+    for (size_t j = 0; j < nq; j++)
+        fprintf(f, "fleet_queue_length{%s} %llu\n", qs[j].labels,
+                (unsigned long long)qs[j].q->length);
+    prom_head(f, "fleet_queue_high_water", "gauge",
+              "Most entries the queue ever held.");
+    for (size_t j = 0; j < nq; j++)
+        fprintf(f, "fleet_queue_high_water{%s} %llu\n", qs[j].labels,
+                (unsigned long long)qs[j].q->high_water);
+    prom_head(f, "fleet_queue_wait_seconds", "histogram",
+              "Time an entry spent in the queue.");
+    for (size_t j = 0; j < nq; j++)
+        prom_hist(f, "fleet_queue_wait_seconds", qs[j].labels, &qs[j].q->wait);
 
     /* Dispatcher. */
     const struct {

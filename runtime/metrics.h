@@ -37,6 +37,16 @@ static inline void fl_count1(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
+/* Adds one to a queue length only the caller writes, raising its
+ * high-water mark (also the caller's alone). */
+static inline void fl_len_inc1(_Atomic uint64_t *len, _Atomic uint64_t *hwm)
+{
+    uint64_t n = atomic_load_explicit(len, memory_order_relaxed) + 1;
+    atomic_store_explicit(len, n, memory_order_relaxed);
+    if (n > atomic_load_explicit(hwm, memory_order_relaxed))
+        atomic_store_explicit(hwm, n, memory_order_relaxed);
+}
+
 /* Raises *m to v if below; any number of writers. */
 void fl_max_raise(_Atomic uint64_t *m, uint64_t v);
 

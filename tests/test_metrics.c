@@ -278,6 +278,22 @@ static void export_to(char *path, fleet_runtime_t *rt,
     assert_int_equal(fclose(f), 0);
 }
 
+/* promtool, reading the file on stdin, must find nothing to say. */
+static void check_promtool(const char *path)
+{
+    char out[4096];
+    int st = run_tool("promtool check metrics <", path, out, sizeof(out));
+    if (st != 0 || out[0] != '\0')
+        fail_msg("promtool (exit %d): %s", st, out);
+}
+
+/* export_to with the Prometheus writer, checked by promtool. */
+static void export_prometheus(char *path, fleet_runtime_t *rt)
+{
+    export_to(path, rt, fleet_metrics_write_prometheus);
+    check_promtool(path);
+}
+
 static void test_json(void **state)
 {
     (void)state;
@@ -306,12 +322,8 @@ static void test_prometheus(void **state)
     busy_runtime(rt);
     assert_int_equal(fleet_metrics_write_prometheus(rt, NULL), -EINVAL);
     char path[] = "/tmp/fleet-metrics-XXXXXX";
-    export_to(path, rt, fleet_metrics_write_prometheus);
+    export_prometheus(path, rt);
     char out[4096];
-    /* promtool reads the exposition on stdin and must find nothing. */
-    int st = run_tool("promtool check metrics <", path, out, sizeof(out));
-    if (st != 0 || out[0] != '\0')
-        fail_msg("promtool (exit %d): %s", st, out);
     /* And the histogram is there, cumulative up to +Inf. */
     assert_int_equal(
         run_tool("grep -q 'fleet_queue_wait_seconds_bucket{queue=\"pending\","
@@ -392,10 +404,7 @@ static void test_pinned_queue(void **state)
     assert_int_equal(m.tm[1].pinned.wait.count, 0);
 
     char ppath[] = "/tmp/fleet-metrics-XXXXXX";
-    export_to(ppath, rt, fleet_metrics_write_prometheus);
-    int st = run_tool("promtool check metrics <", ppath, out, sizeof(out));
-    if (st != 0 || out[0] != '\0')
-        fail_msg("promtool (exit %d): %s", st, out);
+    export_prometheus(ppath, rt);
     assert_int_equal(
         run_tool("grep -q 'fleet_queue_wait_seconds_count{queue=\"pinned\","
                  "taskmanager=\"0\"} 2'",
@@ -446,9 +455,7 @@ static void test_reporter(void **state)
         fleet_metrics_reporter_start(rt, path, 3, FLEET_METRICS_PROMETHEUS), 0);
     sleep_ns(10000000);
     fleet_runtime_destroy(rt);
-    int st = run_tool("promtool check metrics <", path, out, sizeof(out));
-    if (st != 0 || out[0] != '\0')
-        fail_msg("promtool (exit %d): %s", st, out);
+    check_promtool(path);
     unlink(path);
     snprintf(path, sizeof(path), "%s/metrics.json", dir);
     unlink(path);

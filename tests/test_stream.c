@@ -1167,6 +1167,33 @@ static void fail_in_checkpoint(void *ctx, unsigned n)
                              0);
 }
 
+/* Runs g's events by key_of through window w (NULL: reduce) with config c
+ * on rt, hook(hook_ctx, attempt) called as each checkpoint attempt starts;
+ * *sp is the stream while it runs (for the hook). */
+static void run_hooked(fleet_runtime_t *rt, const fleet_stream_config_t *c,
+                       const gspec_t *g, const fleet_window_t *w,
+                       void (*hook)(void *, unsigned), void *hook_ctx,
+                       fleet_stream_t **sp, result_t *res)
+{
+    genctx_t gc = {.g = *g};
+    fleet_stream_t *s;
+    memset(res, 0, sizeof(*res));
+    assert_int_equal(fleet_stream_create(&s, rt, c), 0);
+    *sp = s;
+    fl_stream_checkpoint_hook(s, hook, hook_ctx);
+    assert_int_equal(fleet_stream_source_generator(s, g->n, gen, &gc), 0);
+    assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
+    if (w != NULL)
+        assert_int_equal(fleet_stream_window(s, w, &count_sum, NULL), 0);
+    else
+        assert_int_equal(fleet_stream_reduce(s, &count_sum, NULL), 0);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, &res->out), 0);
+    assert_int_equal(fleet_stream_run(s), 0);
+    assert_int_equal(fleet_stream_stats(s, &res->st), 0);
+    fleet_stream_destroy(s);
+    *sp = NULL;
+}
+
 static void test_fail_mid_checkpoint(void **state)
 {
     (void)state;
@@ -1177,32 +1204,22 @@ static void test_fail_mid_checkpoint(void **state)
     for (int twice = 0; twice < 2; twice++) {
         fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = 2});
         ckfail_t cf = {rt, {3, twice ? 4 : 1000}, {1, 0}};
-        genctx_t gc = {.g = g};
         fleet_stream_config_t c;
         fleet_stream_config_init(&c);
         c.batch_records = 4096 / SLOW;
         c.epoch_batches = 2;
         c.checkpoint_ms = 1;
         c.max_out_of_orderness = 100;
-        lines_t out = {0};
         fleet_stream_t *s;
-        assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
-        fl_stream_checkpoint_hook(s, fail_in_checkpoint, &cf);
-        assert_int_equal(fleet_stream_source_generator(s, g.n, gen, &gc), 0);
-        assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
-        assert_int_equal(fleet_stream_window(s, &w, &count_sum, NULL), 0);
-        assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
-        assert_int_equal(fleet_stream_run(s), 0);
-        fleet_stream_stats_t st;
-        assert_int_equal(fleet_stream_stats(s, &st), 0);
-        assert_int_equal(st.checkpoints_aborted, twice ? 2 : 1);
-        assert_int_equal(st.restores, twice ? 16 : 8);
-        assert_true(st.epochs_replayed > 0);
-        assert_same(&out, &ref.out);
-        assert_int_equal(st.late_dropped, ref.late);
-        fleet_stream_destroy(s);
+        result_t r;
+        run_hooked(rt, &c, &g, &w, fail_in_checkpoint, &cf, &s, &r);
+        assert_int_equal(r.st.checkpoints_aborted, twice ? 2 : 1);
+        assert_int_equal(r.st.restores, twice ? 16 : 8);
+        assert_true(r.st.epochs_replayed > 0);
+        assert_same(&r.out, &ref.out);
+        assert_int_equal(r.st.late_dropped, ref.late);
         fleet_runtime_destroy(rt);
-        lines_free(&out);
+        lines_free(&r.out);
     }
     ref_free(&ref);
 }
@@ -1239,34 +1256,24 @@ static void test_checkpoint_per_tm(void **state)
     reference_time(&g, REF_TUMBLING, w.size, 0, 0, 0, 20, &ref);
     fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = 2});
     ckwatch_t cw = {.rt = rt, .fail_at = 3};
-    genctx_t gc = {.g = g};
     fleet_stream_config_t c;
     fleet_stream_config_init(&c);
     c.batch_records = 1000 / SLOW;
     c.epoch_batches = 2;
     c.checkpoint_ms = 1;
     c.max_out_of_orderness = 20;
-    lines_t out = {0};
-    assert_int_equal(fleet_stream_create(&cw.s, rt, &c), 0);
-    fl_stream_checkpoint_hook(cw.s, watch_checkpoint, &cw);
-    assert_int_equal(fleet_stream_source_generator(cw.s, g.n, gen, &gc), 0);
-    assert_int_equal(fleet_stream_key_by(cw.s, key_of, NULL), 0);
-    assert_int_equal(fleet_stream_window(cw.s, &w, &count_sum, NULL), 0);
-    assert_int_equal(fleet_stream_sink(cw.s, sink_lines, &out), 0);
-    assert_int_equal(fleet_stream_run(cw.s), 0);
-    fleet_stream_stats_t st;
-    assert_int_equal(fleet_stream_stats(cw.s, &st), 0);
-    assert_int_equal(st.checkpoints_aborted, 1);
-    assert_int_equal(st.restores, 8);
+    result_t r;
+    run_hooked(rt, &c, &g, &w, watch_checkpoint, &cw, &cw.s, &r);
+    assert_int_equal(r.st.checkpoints_aborted, 1);
+    assert_int_equal(r.st.restores, 8);
     /* Attempt 3 lost TaskManager 1, yet TaskManager 0's partitions
      * committed their output: the sink had more as attempt 4 began. */
     assert_true(cw.out_at[2] < cw.out_at[3]);
     assert_true(cw.out_at[3] < cw.out_at[4]);
-    assert_same(&out, &ref.out);
-    assert_int_equal(st.late_dropped, ref.late);
-    fleet_stream_destroy(cw.s);
+    assert_same(&r.out, &ref.out);
+    assert_int_equal(r.st.late_dropped, ref.late);
     fleet_runtime_destroy(rt);
-    lines_free(&out);
+    lines_free(&r.out);
     ref_free(&ref);
 
     /* At the end of the stream, each TaskManager fails during one of the
@@ -1280,28 +1287,18 @@ static void test_checkpoint_per_tm(void **state)
     reference_reduce(&g, &ref);
     rt = runtime_for(&(shape_t){.tms = 2});
     ckfail_t cf = {rt, {0, 1}, {1, 0}};
-    gc = (genctx_t){.g = g};
     fleet_stream_config_init(&c);
     c.batch_records = 1000 / SLOW;
     c.checkpoint_ms = 0; /* only the final checkpoint: attempts 0, 1, 2 */
-    out = (lines_t){0};
     fleet_stream_t *s;
-    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
-    fl_stream_checkpoint_hook(s, fail_in_checkpoint, &cf);
-    assert_int_equal(fleet_stream_source_generator(s, g.n, gen, &gc), 0);
-    assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
-    assert_int_equal(fleet_stream_reduce(s, &count_sum, NULL), 0);
-    assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
-    assert_int_equal(fleet_stream_run(s), 0);
-    assert_int_equal(fleet_stream_stats(s, &st), 0);
-    assert_int_equal(st.checkpoints_aborted, 2);
-    assert_int_equal(st.checkpoints, 1);
-    assert_int_equal(st.restores, 16);
-    assert_same(&out, &ref.out);
-    assert_int_equal(st.records_out, ref.out.n);
-    fleet_stream_destroy(s);
+    run_hooked(rt, &c, &g, NULL, fail_in_checkpoint, &cf, &s, &r);
+    assert_int_equal(r.st.checkpoints_aborted, 2);
+    assert_int_equal(r.st.checkpoints, 1);
+    assert_int_equal(r.st.restores, 16);
+    assert_same(&r.out, &ref.out);
+    assert_int_equal(r.st.records_out, ref.out.n);
     fleet_runtime_destroy(rt);
-    lines_free(&out);
+    lines_free(&r.out);
     ref_free(&ref);
 }
 

@@ -111,6 +111,13 @@ static inline stab_kw_t stab_words(const void *key, size_t n)
     return w;
 }
 
+/* The words of a key, zero for a long one. */
+static inline stab_kw_t stab_key_words(const void *key, size_t klen)
+{
+    stab_kw_t none = {0, 0};
+    return klen <= STAB_INLINE ? stab_words(key, klen) : none;
+}
+
 static inline uint64_t stab_mix(uint64_t x)
 {
     x ^= x >> 32;
@@ -137,12 +144,16 @@ static inline uint64_t fl_hash_words(stab_kw_t w, size_t n)
 
 uint64_t fl_hash_long(const void *p, size_t n);
 
+/* The hash of an n-byte key whose words (stab_key_words) are w. */
+static inline uint64_t fl_hash_key(const void *p, size_t n, stab_kw_t w)
+{
+    return n <= STAB_INLINE ? fl_hash_words(w, n) : fl_hash_long(p, n);
+}
+
 /* A 64-bit hash of bytes (not cryptographic). */
 static inline uint64_t fl_hash_bytes(const void *p, size_t n)
 {
-    if (n <= STAB_INLINE)
-        return fl_hash_words(stab_words(p, n), n);
-    return fl_hash_long(p, n);
+    return fl_hash_key(p, n, stab_key_words(p, n));
 }
 
 /* Whether entry e holds the key (w: its words when klen <= STAB_INLINE). */
@@ -157,13 +168,6 @@ static inline bool stab_key_eq(const stab_t *t, const stab_ent_t *e,
     memcpy(&a, e->k.bytes, 8);
     memcpy(&b, e->k.bytes + 8, 8);
     return a == w.w0 && b == w.w1;
-}
-
-/* The words of a key, zero for a long one. */
-static inline stab_kw_t stab_key_words(const void *key, size_t klen)
-{
-    stab_kw_t none = {0, 0};
-    return klen <= STAB_INLINE ? stab_words(key, klen) : none;
 }
 
 /* The entry with this key, or -1. */

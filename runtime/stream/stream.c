@@ -415,7 +415,7 @@ static void key_take(tail_t *t, const fleet_record_t *rec)
     if (s->keyfn != NULL)
         s->keyfn(s->keyctx, rec, &k, &kl);
     stab_kw_t w = stab_key_words(k, kl);
-    uint64_t h = kl <= STAB_INLINE ? fl_hash_words(w, kl) : fl_hash_long(k, kl);
+    uint64_t h = fl_hash_key(k, kl, w);
     unsigned p = (unsigned)(((unsigned __int128)h * s->nparts) >> 64);
     int64_t m = t->runmax;
     if (s->evtime) {
