@@ -36,6 +36,7 @@
 #include "runtime.h" /* fl_current_tm */
 #include "rng.h"
 #include "sum64.h"
+#include "waiter.h"
 
 #ifdef FL_RING_TSAN
 #define STRESS_OPS 50
@@ -628,18 +629,6 @@ static void test_nested_pinned(void **state)
 }
 
 /* --- a busy TaskManager ------------------------------------------------ */
-
-struct waiter {
-    fleet_job_t *job;
-    int err;
-};
-
-static void *wait_job(void *arg)
-{
-    struct waiter *w = arg;
-    w->err = fleet_job_wait(w->job);
-    return NULL;
-}
 
 /* Every worker of TaskManager 0 is held inside a long job pinned to it:
  * a second job pinned to 0 waits — nobody else may run it, not the idle

@@ -23,6 +23,7 @@
 #include "fleet.h"
 #include "rng.h"
 #include "sum64.h"
+#include "waiter.h"
 
 static fleet_runtime_t *make(unsigned tms, unsigned workers, unsigned ring,
                              size_t grain)
@@ -698,18 +699,6 @@ static void test_idle_cpu(void **state)
 }
 
 /* Several threads wait on one job. */
-struct waiter {
-    fleet_job_t *job;
-    int err;
-};
-
-static void *wait_job(void *arg)
-{
-    struct waiter *w = arg;
-    w->err = fleet_job_wait(w->job);
-    return NULL;
-}
-
 static void test_many_waiters(void **state)
 {
     (void)state;
