@@ -1198,6 +1198,27 @@ void fl_dispatch(struct fleet_runtime *rt)
     }
 }
 
+bool fl_dispatch_submit(struct fleet_runtime *rt, struct fl_pending *p,
+                        uint64_t now)
+{
+    struct fl_dispatcher *d = &rt->disp;
+    atomic_fetch_add_explicit(&d->gen, 1, memory_order_seq_cst);
+    unsigned gen;
+    if (!role_enter(d, &gen))
+        return false;
+    bool direct = d->cur == NULL && !fl_pending_nonempty(&d->pending);
+    if (direct) {
+        fl_pending_direct(&d->pending, p, now);
+        d->cur = p;
+        role_run(rt);
+    }
+    /* Not run (something is queued): the caller's push and dispatch will;
+     * a change announced meanwhile is seen there or here. */
+    if (role_leave(d, gen))
+        fl_dispatch(rt);
+    return direct;
+}
+
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b, uint64_t now)
 {
     b->t_posted = now;

@@ -53,6 +53,15 @@ void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p)
     q->backlog_tail = p;
 }
 
+void fl_pending_direct(struct fl_pending_queue *q, struct fl_pending *p,
+                       uint64_t now)
+{
+    p->t_in = now;
+    counted_in(q);
+    fl_hist_add1(&q->wait, 0);
+    fl_count1(&q->popped, 1);
+}
+
 /* Counts p out (role only: the single writer of popped and wait). */
 static struct fl_pending *counted_out(struct fl_pending_queue *q,
                                       struct fl_pending *p)

@@ -3,9 +3,11 @@
  *
  * Any thread submits into a bounded MPMC ring (back-pressure: a full ring
  * refuses and the submitter waits on `space`); the dispatcher role takes
- * from it. Ranges the dispatcher queues itself — the work of a failed
- * attempt, redispatched — go to a private backlog it serves first, since
- * the role must never wait on its own ring.
+ * from it. A submitter that holds the role while nothing is queued skips
+ * the ring: its range is counted in and out at once (fl_pending_direct),
+ * so the metrics still see every range enter PENDING. Ranges the dispatcher
+ * queues itself — the work of a failed attempt, redispatched — go to a private
+ * backlog it serves first, since the role must never wait on its own ring.
  *
  * It does not split, schedule or free what it carries.
  */
@@ -55,6 +57,12 @@ void fl_pending_fini(struct fl_pending_queue *q);
  * just before). Any thread. False when the ring is full. */
 bool fl_pending_push(struct fl_pending_queue *q, struct fl_pending *p,
                      uint64_t now);
+
+/* Dispatcher role only: counts p into and at once out of the queue, with
+ * a wait of 0, for a range the role takes straight from its submitter
+ * (fl_dispatch_submit) while nothing is queued. */
+void fl_pending_direct(struct fl_pending_queue *q, struct fl_pending *p,
+                       uint64_t now);
 
 /* Dispatcher role only: queues p behind the backlog. */
 void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p);

@@ -299,6 +299,10 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
     if (atomic_fetch_add_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 0)
         fl_dispatcher_kick(rt); /* it may have parked */
 
+    if (fl_dispatch_submit(rt, &job->root, job->t_submit)) {
+        *out = job;
+        return 0;
+    }
     struct fl_pending_queue *q = &rt->disp.pending;
     uint64_t t_full = 0;
     /* The first try enters PENDING when the job was submitted. */

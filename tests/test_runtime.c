@@ -1,13 +1,15 @@
 /*
  * test_runtime: the public API without failures — argument errors, exact
  * coverage of parallel_for, exact reductions, concurrent submitters, nested
- * parallelism, back-pressure, destroy with released jobs, several runtimes
- * at once, and an idle runtime that stays idle.
+ * parallelism, back-pressure, FIFO start order on one worker, destroy with
+ * released jobs, several runtimes at once, and an idle runtime that stays
+ * idle.
  *
  * Worker threads only record; every assertion runs on the test thread.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -583,6 +585,94 @@ static void test_back_pressure(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/* Jobs start in the order they were submitted when one worker serves
+ * them: a job submitted while the role is free and nothing is queued goes
+ * straight to the role, which must not let it pass (or replace) one still
+ * waiting for room. The worker is held by a first job while the others
+ * queue; the test thread never waits on a job before all have started, so
+ * it helps none of them. */
+enum { FIFO_JOBS = 40 };
+
+struct fifo {
+    _Atomic bool started, go;
+    _Atomic unsigned seq;
+    _Atomic unsigned order[FIFO_JOBS];
+};
+
+struct fifo_job {
+    struct fifo *f;
+    unsigned id;
+};
+
+static void fifo_hold(void *ctx, size_t b, size_t e)
+{
+    struct fifo *f = ctx;
+    (void)b;
+    (void)e;
+    atomic_store(&f->started, true);
+    while (!atomic_load(&f->go))
+        sched_yield();
+}
+
+static void fifo_note(void *ctx, size_t b, size_t e)
+{
+    struct fifo_job *j = ctx;
+    (void)b;
+    (void)e;
+    unsigned at = atomic_fetch_add(&j->f->seq, 1);
+    if (at < FIFO_JOBS)
+        atomic_store(&j->f->order[at], j->id);
+}
+
+static void test_fifo(void **state)
+{
+    (void)state;
+    fleet_runtime_t *rt = make(1, 1, 64, 1);
+    for (unsigned round = 0; round < 20; round++) {
+        static struct fifo f;
+        struct fifo_job jobs[FIFO_JOBS];
+        fleet_job_t *h[FIFO_JOBS + 1];
+        atomic_init(&f.started, false);
+        atomic_init(&f.go, false);
+        atomic_init(&f.seq, 0);
+        assert_int_equal(fleet_submit(rt, fifo_hold, &f, 0, 1, &h[0]), 0);
+        while (!atomic_load(&f.started))
+            sched_yield();
+        /* Odd rounds let each job reach the role before the next. */
+        unsigned n = 1 + 2 * round;
+        for (unsigned i = 0; i < n; i++) {
+            jobs[i] = (struct fifo_job){&f, i};
+            assert_int_equal(
+                fleet_submit(rt, fifo_note, &jobs[i], 0, 1, &h[i + 1]), 0);
+            if (round % 2 == 1) {
+                struct timespec ts = {0, 100000};
+                nanosleep(&ts, NULL);
+            }
+        }
+        atomic_store(&f.go, true);
+        struct timespec t0;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        while (atomic_load(&f.seq) < n) {
+            struct timespec t;
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec > 20)
+                fail_msg("round %u: %u of %u jobs ran", round,
+                         atomic_load(&f.seq), n);
+            sched_yield();
+        }
+        for (unsigned i = 0; i <= n; i++) {
+            assert_int_equal(fleet_job_wait(h[i]), 0);
+            fleet_job_release(h[i]);
+        }
+        assert_int_equal(atomic_load(&f.seq), n);
+        for (unsigned i = 0; i < n; i++)
+            if (atomic_load(&f.order[i]) != i)
+                fail_msg("round %u: job %u started %uth", round,
+                         atomic_load(&f.order[i]), i);
+    }
+    fleet_runtime_destroy(rt);
+}
+
 /* Destroy drains jobs whose handles were already released. */
 static void slow_items(void *ctx, size_t b, size_t e)
 {
@@ -738,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_submitters),
         cmocka_unit_test(test_nested),
         cmocka_unit_test(test_back_pressure),
+        cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_destroy_drains),
         cmocka_unit_test(test_submit_after_close),
         cmocka_unit_test(test_three_runtimes),
