@@ -1212,8 +1212,9 @@ bool fl_dispatch_submit(struct fleet_runtime *rt, struct fl_pending *p,
         d->cur = p;
         role_run(rt);
     }
-    /* Not run (something is queued): the caller's push and dispatch will;
-     * a change announced meanwhile is seen there or here. */
+    /* Not run when something is queued: the caller pushes p and
+     * dispatches. A change another thread announced while we held the
+     * role is run now, as fl_dispatch() does. */
     if (role_leave(d, gen))
         fl_dispatch(rt);
     return direct;

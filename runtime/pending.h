@@ -5,9 +5,10 @@
  * refuses and the submitter waits on `space`); the dispatcher role takes
  * from it. A submitter that holds the role while nothing is queued skips
  * the ring: its range is counted in and out at once (fl_pending_direct),
- * so the metrics still see every range enter PENDING. Ranges the dispatcher
- * queues itself — the work of a failed attempt, redispatched — go to a private
- * backlog it serves first, since the role must never wait on its own ring.
+ * so the metrics still see every range enter PENDING. Ranges the
+ * dispatcher queues itself — the work of a failed attempt, redispatched —
+ * go to a private backlog it serves first, since the role must never wait
+ * on its own ring.
  *
  * It does not split, schedule or free what it carries.
  */

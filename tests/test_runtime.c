@@ -638,7 +638,8 @@ static void test_fifo(void **state)
         assert_int_equal(fleet_submit(rt, fifo_hold, &f, 0, 1, &h[0]), 0);
         while (!atomic_load(&f.started))
             sched_yield();
-        /* Odd rounds let each job reach the role before the next. */
+        /* Odd rounds space the submissions out, so that the dispatcher
+         * thread's ticks fall between them too. */
         unsigned n = 1 + 2 * round;
         for (unsigned i = 0; i < n; i++) {
             jobs[i] = (struct fifo_job){&f, i};
