@@ -1202,22 +1202,27 @@ bool fl_dispatch_submit(struct fleet_runtime *rt, struct fl_pending *p,
                         uint64_t now)
 {
     struct fl_dispatcher *d = &rt->disp;
-    atomic_fetch_add_explicit(&d->gen, 1, memory_order_seq_cst);
     unsigned gen;
-    if (!role_enter(d, &gen))
-        return false;
-    bool direct = d->cur == NULL && !fl_pending_nonempty(&d->pending);
-    if (direct) {
+    if (!role_enter(d, &gen)) {
+        /* The holder runs again: fl_dispatch() announces the push. */
+        if (!fl_pending_push(&d->pending, p, now))
+            return false;
+        fl_dispatch(rt);
+        return true;
+    }
+    bool in;
+    if (d->cur == NULL && !fl_pending_nonempty(&d->pending)) {
         fl_pending_direct(&d->pending, p, now);
         d->cur = p;
-        role_run(rt);
+        in = true;
+    } else {
+        in = fl_pending_push(&d->pending, p, now);
     }
-    /* Not run when something is queued: the caller pushes p and
-     * dispatches. A change another thread announced while we held the
-     * role is run now, as fl_dispatch() does. */
+    /* Also when p found PENDING full: the run makes room. */
+    role_run(rt);
     if (role_leave(d, gen))
         fl_dispatch(rt);
-    return direct;
+    return in;
 }
 
 void fl_post(struct fleet_runtime *rt, struct fl_batch *b, uint64_t now)

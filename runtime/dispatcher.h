@@ -125,13 +125,15 @@ void fl_dispatcher_drain(struct fleet_runtime *rt);
 void fl_dispatch(struct fleet_runtime *rt);
 
 /*
- * A submitter's fast path, instead of pushing p (its job's root range,
- * entering PENDING at `now`) and calling fl_dispatch(): when the role is
- * free and nothing is queued — no range being split, an empty backlog and
- * ring — the caller takes the role, makes p the range being split and
- * runs the role, which skips two ring operations and their cache misses.
- * Returns false when it did not take p: the caller pushes it as usual.
- * FIFO order is kept: p never passes a range queued before it. Any thread.
+ * Enters p (a job's root range, submitted at `now`) into PENDING and runs
+ * the role for it, unless another thread holds the role and will run it
+ * again. When the role is free and nothing is queued — no range being
+ * split, an empty backlog and ring — p skips the ring and becomes the
+ * range being split at once (fl_pending_direct): two ring operations and
+ * their cache misses fewer. FIFO order is kept: p never passes a range
+ * queued before it. Returns false, p not entered, when PENDING is full:
+ * the caller waits for room (back-pressure) and pushes it itself. Any
+ * thread.
  */
 bool fl_dispatch_submit(struct fleet_runtime *rt, struct fl_pending *p,
                         uint64_t now);

@@ -299,33 +299,29 @@ static int submit(fleet_runtime_t *rt, fleet_range_fn fn,
     if (atomic_fetch_add_explicit(&rt->jobs_live, 1, memory_order_acq_rel) == 0)
         fl_dispatcher_kick(rt); /* it may have parked */
 
-    if (fl_dispatch_submit(rt, &job->root, job->t_submit)) {
-        *out = job;
-        return 0;
-    }
-    struct fl_pending_queue *q = &rt->disp.pending;
-    uint64_t t_full = 0;
-    /* The first try enters PENDING when the job was submitted. */
-    while (!fl_pending_push(q, &job->root, job->t_submit)) {
-        if (t_full == 0)
-            t_full = fl_now_ns();
+    /* PENDING is entered when the job was submitted. */
+    if (!fl_dispatch_submit(rt, &job->root, job->t_submit)) {
         /* Back-pressure: PENDING is full until the dispatcher hands some
          * of it to a TaskManager. A worker helps meanwhile: a full PENDING
          * always holds work it can take, so it never needs to sleep. */
+        struct fl_pending_queue *q = &rt->disp.pending;
+        uint64_t t_full = fl_now_ns();
+        do {
+            fl_dispatch(rt);
+            if (self != NULL) {
+                if (!fl_help(rt, NULL, self))
+                    sched_yield();
+                continue;
+            }
+            uint32_t seen = fl_event_value(&q->space);
+            if (fl_pending_push(q, &job->root, fl_now_ns()))
+                break;
+            fl_event_wait(&q->space, seen, 0);
+        } while (!fl_pending_push(q, &job->root, fl_now_ns()));
+        if (self != NULL) /* a worker held up: back-pressure */
+            fl_count1(&self->m.bp_ns, fl_now_ns() - t_full);
         fl_dispatch(rt);
-        if (self != NULL) {
-            if (!fl_help(rt, NULL, self))
-                sched_yield();
-            continue;
-        }
-        uint32_t seen = fl_event_value(&q->space);
-        if (fl_pending_push(q, &job->root, fl_now_ns()))
-            break;
-        fl_event_wait(&q->space, seen, 0);
     }
-    if (t_full != 0 && self != NULL) /* a worker held up: back-pressure */
-        fl_count1(&self->m.bp_ns, fl_now_ns() - t_full);
-    fl_dispatch(rt);
     *out = job;
     return 0;
 }
