@@ -691,20 +691,26 @@ static void test_busy_tm(void **state)
 
 /* --- failures ------------------------------------------------------------ */
 
-/* Submits n items pinned to TaskManager 0 that wait at `gate`, and returns
- * once one of them has begun. */
-static fleet_job_t *start_gated(fleet_runtime_t *rt, struct placed *p, size_t n,
-                                _Atomic bool *gate)
+/* Submits n items pinned to TaskManager 0 that wait at a gate; once one
+ * of them has begun, fails TaskManager 0 (`how`), opens the gate and waits
+ * for the job, which must succeed. */
+static void fail_while_gated(fleet_runtime_t *rt, struct placed *p, size_t n,
+                             fleet_fail_t how)
 {
+    _Atomic bool gate = false;
     placed_init(p, rt, 0, n);
-    p->gate = gate;
+    p->gate = &gate;
     fleet_job_t *job;
     assert_int_equal(fleet_submit_on(rt, 0, placed_run, p, 0, p->n, &job), 0);
     uint64_t end = now_ms() + 5000;
     while (atomic_load(&p->entered) == 0 && now_ms() < end)
         sleep_us(200);
     assert_true(atomic_load(&p->entered) != 0);
-    return job;
+    assert_int_equal(fleet_tm_fail(rt, 0, how), 0);
+    atomic_store_explicit(&gate, true, memory_order_release);
+    assert_int_equal(fleet_job_wait(job), 0);
+    fleet_job_release(job);
+    p->gate = NULL; /* gone with this frame; every item has passed it */
 }
 
 /*
@@ -719,13 +725,8 @@ static void fail_pinned(fleet_fail_t how, unsigned workers)
 {
     fleet_config_t c = ft_config(2, workers);
     fleet_runtime_t *rt = make(&c);
-    _Atomic bool gate = false;
     struct placed p;
-    fleet_job_t *job = start_gated(rt, &p, 50000, &gate);
-    assert_int_equal(fleet_tm_fail(rt, 0, how), 0);
-    atomic_store_explicit(&gate, true, memory_order_release);
-    assert_int_equal(fleet_job_wait(job), 0);
-    fleet_job_release(job);
+    fail_while_gated(rt, &p, 50000, how);
     fleet_tm_status_t s = status(rt, 0);
     assert_false(s.live);
     assert_int_equal(s.failures, 1);
@@ -741,6 +742,7 @@ static void fail_pinned(fleet_fail_t how, unsigned workers)
 
     /* Down: pinned work runs on any live TaskManager meanwhile. */
     placed_init(&p, rt, 0, 20000);
+    fleet_job_t *job;
     assert_int_equal(fleet_submit_on(rt, 0, placed_run, &p, 0, p.n, &job), 0);
     assert_int_equal(fleet_job_wait(job), 0);
     fleet_job_release(job);
@@ -783,13 +785,8 @@ static void test_hang_pinned_tm(void **state)
     c.restart.kind = FLEET_RESTART_FIXED_DELAY;
     c.restart.delay_ms = 5;
     fleet_runtime_t *rt = make(&c);
-    _Atomic bool gate = false;
     struct placed p;
-    fleet_job_t *job = start_gated(rt, &p, 20000, &gate);
-    assert_int_equal(fleet_tm_fail(rt, 0, FLEET_FAIL_HANG), 0);
-    atomic_store_explicit(&gate, true, memory_order_release);
-    assert_int_equal(fleet_job_wait(job), 0);
-    fleet_job_release(job);
+    fail_while_gated(rt, &p, 20000, FLEET_FAIL_HANG);
     fleet_tm_status_t s = status(rt, 0);
     assert_true(s.failures >= 1);
     assert_true(s.restarts >= 1);
