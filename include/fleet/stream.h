@@ -170,7 +170,8 @@ typedef struct fleet_stream_stats {
     uint64_t checkpoints_aborted; /* a TaskManager failed during one */
     uint64_t restores;            /* partitions restored from a checkpoint */
     uint64_t checkpoint_ns_total; /* time spent taking checkpoints */
-    uint64_t state_bytes;         /* keyed state in the last checkpoint */
+    uint64_t state_bytes;         /* keyed state in the last checkpoint (the
+                                     final one keeps none: nothing needs it) */
 } fleet_stream_stats_t;
 
 typedef struct fleet_stream_config {

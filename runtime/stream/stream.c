@@ -1037,6 +1037,36 @@ static int pstate_copy(pstate_t *dst, const pstate_t *src)
     return 0;
 }
 
+/*
+ * What a checkpoint keeps of a partition's live state src, in dst. Not the
+ * output waiting in src->out: the sink takes that when the checkpoint
+ * commits, so a restore from the checkpoint starts with none. Nor, once the
+ * partition has merged the final epoch, its keyed state: it has fired all
+ * it ever will and merges nothing more, and a restore from the checkpoint
+ * keeps it at that epoch, so nothing reads that state again (copying it
+ * was the end of a run's largest cost). 0 or -ENOMEM.
+ */
+static int pstate_snap(const fleet_stream_t *s, pstate_t *dst,
+                       const pstate_t *src)
+{
+    dst->applied = src->applied;
+    dst->wm = src->wm;
+    dst->late = src->late;
+    dst->out.len = 0;
+    if (s->src_done && src->applied == s->E) {
+        dst->pool_free = 0;
+        stab_clear(&dst->st);
+        dst->heap.len = dst->pool.len = 0;
+        return 0;
+    }
+    dst->pool_free = src->pool_free;
+    if (stab_copy(&dst->st, &src->st) != 0 ||
+        sbuf_copy(&dst->heap, &src->heap) != 0 ||
+        sbuf_copy(&dst->pool, &src->pool) != 0)
+        return -ENOMEM;
+    return 0;
+}
+
 static size_t pstate_bytes(const pstate_t *ps)
 {
     return stab_bytes(&ps->st) + ps->heap.len + ps->pool.len + ps->out.len;
@@ -1054,7 +1084,7 @@ static void snap_range(void *ctx, size_t begin, size_t end)
     for (size_t i = begin; i < end; i++) {
         part_t *pt = &s->parts[j->tm + (unsigned)i * s->ntm];
         pthread_mutex_lock(&pt->lock);
-        int err = pstate_copy(&pt->next, &pt->live);
+        int err = pstate_snap(s, &pt->next, &pt->live);
         if (err != 0 && pt->err == 0)
             pt->err = err;
         pthread_mutex_unlock(&pt->lock);
@@ -1185,7 +1215,6 @@ static int checkpoint(fleet_stream_t *s)
             err = sink_flush(s, &pt->live.out);
             if (err != 0)
                 return err;
-            pt->ckpt.out.len = 0;
         }
         bytes += pstate_bytes(&pt->ckpt);
         if (pt->ckpt.applied < oldest)
