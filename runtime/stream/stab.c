@@ -135,9 +135,14 @@ int stab_copy(stab_t *dst, const stab_t *src)
 /* Rebuilds the index with `slots` slots from the live entries. */
 static int reindex(stab_t *t, size_t slots)
 {
-    uint32_t *ix = fl_calloc(FL_ARENA_DEFAULT, slots, sizeof(*ix));
+    /* Zeroed by writing, not calloc: fresh pages from calloc are the
+     * shared zero page until written, and the probes below read before
+     * they write, so each page would fault twice, the second time with a
+     * TLB shootdown to every CPU running a thread of the process. */
+    uint32_t *ix = fl_alloc(FL_ARENA_DEFAULT, slots * sizeof(*ix));
     if (ix == NULL)
         return -ENOMEM;
+    memset(ix, 0, slots * sizeof(*ix));
     size_t mask = slots - 1;
     for (size_t e = 0; e < t->n; e++) {
         const stab_ent_t *en = stab_ent(t, e);
