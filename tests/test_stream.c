@@ -888,6 +888,94 @@ static void test_sink_file(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/*
+ * An epoch's map phase runs while the epoch before merges. The merge calls
+ * of a reduce (from the second epoch on: its keys repeat) hold `merging`
+ * up for 20 ms each; the generator, for each record of the fourth epoch
+ * on, waits up to 2 s for it (until one wait times out) and counts the
+ * records that saw it. Run one epoch at a time, none does.
+ */
+typedef struct overlap {
+    atomic_int merging;
+    atomic_int seen;
+    atomic_bool gave_up; /* a wait timed out: no more waits */
+} overlap_t;
+
+static overlap_t ov;
+
+static void ov_gen(void *ctx, uint64_t i, fleet_emitter_t *out)
+{
+    (void)ctx;
+    if (i >= 30 && !atomic_load(&ov.gave_up)) {
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+            if (atomic_load(&ov.merging) > 0) {
+                atomic_fetch_add(&ov.seen, 1);
+                break;
+            }
+            clock_gettime(CLOCK_MONOTONIC, &t);
+            if (t.tv_sec - t0.tv_sec >= 2) {
+                atomic_store(&ov.gave_up, true);
+                break;
+            }
+            usleep(100);
+        }
+    }
+    uint64_t k = i % 4;
+    fleet_emit(out, &k, sizeof(k), FLEET_TS_NONE);
+}
+
+static void ov_add(void *ctx, void *acc, const fleet_record_t *in)
+{
+    (void)ctx;
+    uint64_t k;
+    memcpy(&k, in->data, sizeof(k));
+    ((cs_t *)acc)->count++;
+    ((cs_t *)acc)->sum += (int64_t)k;
+}
+
+static void ov_merge(void *ctx, void *into, const void *acc)
+{
+    atomic_fetch_add(&ov.merging, 1);
+    usleep(20000);
+    cs_merge(ctx, into, acc);
+    atomic_fetch_sub(&ov.merging, 1);
+}
+
+static void test_map_overlaps_merge(void **state)
+{
+    (void)state;
+    static const fleet_aggregate_t agg = {sizeof(cs_t), cs_init, ov_add,
+                                          ov_merge, cs_result};
+    for (unsigned tms = 1; tms <= 2; tms++) {
+        atomic_store(&ov.seen, 0);
+        atomic_store(&ov.gave_up, false);
+        fleet_runtime_t *rt = runtime_for(&(shape_t){.tms = tms});
+        fleet_stream_config_t c;
+        fleet_stream_config_init(&c);
+        c.batch_records = 10;
+        c.epoch_batches = 1;
+        lines_t out = {0};
+        fleet_stream_t *s;
+        assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+        assert_int_equal(fleet_stream_source_generator(s, 60, ov_gen, NULL), 0);
+        assert_int_equal(fleet_stream_key_by(s, NULL, NULL), 0);
+        assert_int_equal(fleet_stream_reduce(s, &agg, NULL), 0);
+        assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+        assert_int_equal(fleet_stream_run(s), 0);
+        lines_t want = {0};
+        for (int k = 0; k < 4; k++)
+            lines_addf(&want, "%d 15 %d", k, 15 * k);
+        assert_same(&out, &want);
+        lines_free(&want);
+        assert_true(atomic_load(&ov.seen) > 0);
+        fleet_stream_destroy(s);
+        fleet_runtime_destroy(rt);
+        lines_free(&out);
+    }
+}
+
 static void test_reduce(void **state)
 {
     (void)state;
@@ -1459,6 +1547,7 @@ int main(void)
         cmocka_unit_test(test_stateless_order),
         cmocka_unit_test(test_sink_file),
         cmocka_unit_test(test_progress),
+        cmocka_unit_test(test_map_overlaps_merge),
         cmocka_unit_test(test_reduce),
         cmocka_unit_test(test_time_windows),
         cmocka_unit_test(test_allowed_lateness),

@@ -20,8 +20,9 @@
  * that TaskManager (fleet_submit_on), in source order. Reductions and
  * tumbling or sliding event-time windows without allowed lateness are
  * pre-aggregated per batch before the hand-off (a combiner); the other
- * windows receive every record. Only one epoch is in flight: a slow sink or
- * keyed stage holds the source back.
+ * windows receive every record. An epoch's batches run while the epoch
+ * before merges; no more is in flight, so a slow sink or keyed stage holds
+ * the source back.
  *
  * Event time. A record carries a timestamp (set by the source or by any
  * operator's fleet_emit). The watermark is bounded out-of-orderness as in

@@ -210,6 +210,7 @@ struct fleet_stream {
     uint64_t E;
     bool src_done;      /* the final epoch has been read */
     size_t tab_hint;    /* entries of the fullest combiner table lately */
+    struct merging *mg; /* the merge phase under way, if any */
     uint64_t last_ckpt; /* when the last checkpoint completed */
     int64_t pend;       /* P after the last epoch read */
     uint64_t late_driver;
@@ -936,6 +937,16 @@ typedef struct mergejob {
     unsigned tm;
 } mergejob_t;
 
+/* A merge phase under way: one epoch's merge jobs, one per TaskManager,
+ * running while the driver runs the next epoch's map phase. */
+typedef struct merging {
+    epoch_t *ep; /* NULL: none under way */
+    _Atomic(chunk_out_t *) *slots;
+    mergejob_t mj[64];
+    fleet_job_t *jobs[64];
+    unsigned njobs;
+} merging_t;
+
 static int merge_partition(fleet_stream_t *s, part_t *pt, unsigned p,
                            const epoch_t *ep, _Atomic(chunk_out_t *) *slots)
 {
@@ -1091,24 +1102,10 @@ static void snap_range(void *ctx, size_t begin, size_t end)
     }
 }
 
-/* Runs fn over every TaskManager's partitions, each on its TaskManager. */
-static int run_pinned(fleet_stream_t *s, fleet_range_fn fn, void *ctxs,
-                      size_t ctx_size)
+/* Waits for the jobs and releases them. Returns their first error. */
+static int jobs_wait(fleet_job_t *const *jobs, unsigned n)
 {
-    fleet_job_t *jobs[64];
     int err = 0;
-    unsigned n = 0;
-    for (unsigned k = 0; k < s->ntm && k < 64; k++) {
-        size_t items = (s->nparts - k + s->ntm - 1) / s->ntm;
-        int r =
-            fleet_submit_on(s->rt, k, fn, (unsigned char *)ctxs + k * ctx_size,
-                            0, items, &jobs[n]);
-        if (r != 0) {
-            err = r;
-            break;
-        }
-        n++;
-    }
     for (unsigned i = 0; i < n; i++) {
         int r = fleet_job_wait(jobs[i]);
         if (r != 0 && err == 0)
@@ -1116,6 +1113,35 @@ static int run_pinned(fleet_stream_t *s, fleet_range_fn fn, void *ctxs,
         fleet_job_release(jobs[i]);
     }
     return err;
+}
+
+/* Submits fn over every TaskManager's partitions, each on its TaskManager,
+ * as jobs[0 .. *n). Returns 0 or the first error (*n jobs went out). */
+static int pinned_submit(fleet_stream_t *s, fleet_range_fn fn, void *ctxs,
+                         size_t ctx_size, fleet_job_t **jobs, unsigned *n)
+{
+    *n = 0;
+    for (unsigned k = 0; k < s->ntm && k < 64; k++) {
+        size_t items = (s->nparts - k + s->ntm - 1) / s->ntm;
+        int r =
+            fleet_submit_on(s->rt, k, fn, (unsigned char *)ctxs + k * ctx_size,
+                            0, items, &jobs[*n]);
+        if (r != 0)
+            return r;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* Runs fn over every TaskManager's partitions, each on its TaskManager. */
+static int run_pinned(fleet_stream_t *s, fleet_range_fn fn, void *ctxs,
+                      size_t ctx_size)
+{
+    fleet_job_t *jobs[64];
+    unsigned n;
+    int err = pinned_submit(s, fn, ctxs, ctx_size, jobs, &n);
+    int werr = jobs_wait(jobs, n);
+    return err != 0 ? err : werr;
 }
 
 /* Restores the partitions of TaskManagers declared failed since the last
@@ -1496,42 +1522,6 @@ static void slots_free(fleet_stream_t *s, _Atomic(chunk_out_t *) *slots,
     fl_free(FL_ARENA_DEFAULT, (void *)slots);
 }
 
-static int run_epoch(fleet_stream_t *s, epoch_t *ep)
-{
-    _Atomic(chunk_out_t *) *slots =
-        fl_calloc(FL_ARENA_DEFAULT, ep->nchunks + 1, sizeof(*slots));
-    if (slots == NULL)
-        return -ENOMEM;
-    if (ep->buf == NULL && ep->len > 0) {
-        int err = reread(s, ep);
-        if (err != 0) {
-            fl_free(FL_ARENA_DEFAULT, (void *)slots);
-            return err;
-        }
-    }
-    if (ep->seen)
-        s->st.epochs_replayed++;
-    s->st.epochs++;
-    for (unsigned p = 0; p < s->nparts; p++)
-        s->want[p] = s->parts[p].live.applied < ep->id;
-    int err = map_epoch(s, ep, slots);
-    ep->seen = true;
-    if (err == 0) {
-        mergejob_t mj[64];
-        for (unsigned k = 0; k < s->ntm && k < 64; k++)
-            mj[k] = (mergejob_t){s, ep, slots, k};
-        err = run_pinned(s, merge_range, mj, sizeof(mj[0]));
-    }
-    for (unsigned p = 0; p < s->nparts && err == 0; p++)
-        err = s->parts[p].err;
-    slots_free(s, slots, ep->nchunks);
-    if (s->seekable) { /* read again from its offset if it must replay */
-        fl_free(FL_ARENA_DEFAULT, ep->buf);
-        ep->buf = NULL;
-    }
-    return err;
-}
-
 static uint64_t min_applied(const fleet_stream_t *s)
 {
     uint64_t m = UINT64_MAX;
@@ -1563,6 +1553,114 @@ static void progress(fleet_stream_t *s, bool now)
     fleet_stream_stats_t st;
     stats_fill(s, &st);
     s->cfg.progress(s->cfg.progress_ctx, &st);
+}
+
+/* Which partitions take epoch id: those that have not merged it yet. No
+ * merge phase may be under way. */
+static void want_for(fleet_stream_t *s, uint64_t id)
+{
+    for (unsigned p = 0; p < s->nparts; p++)
+        s->want[p] = s->parts[p].live.applied < id;
+}
+
+/* The map phase of ep (for the partitions in s->want): its chunk outputs
+ * in *slots. Returns 0 or -errno (*slots, if not NULL, to free then). */
+static int map_phase(fleet_stream_t *s, epoch_t *ep,
+                     _Atomic(chunk_out_t *) **slots)
+{
+    *slots = fl_calloc(FL_ARENA_DEFAULT, ep->nchunks + 1, sizeof(**slots));
+    if (*slots == NULL)
+        return -ENOMEM;
+    if (ep->buf == NULL && ep->len > 0) {
+        int err = reread(s, ep);
+        if (err != 0)
+            return err;
+    }
+    if (ep->seen)
+        s->st.epochs_replayed++;
+    s->st.epochs++;
+    int err = map_epoch(s, ep, *slots);
+    ep->seen = true;
+    if (s->seekable) { /* read again from its offset if it must replay */
+        fl_free(FL_ARENA_DEFAULT, ep->buf);
+        ep->buf = NULL;
+    }
+    return err;
+}
+
+/* Starts ep's merge phase over slots (which it frees when it ends). */
+static int merge_start(fleet_stream_t *s, epoch_t *ep,
+                       _Atomic(chunk_out_t *) *slots)
+{
+    merging_t *mg = s->mg;
+    mg->ep = ep;
+    mg->slots = slots;
+    for (unsigned k = 0; k < s->ntm && k < 64; k++)
+        mg->mj[k] = (mergejob_t){s, ep, slots, k};
+    return pinned_submit(s, merge_range, mg->mj, sizeof(mg->mj[0]), mg->jobs,
+                         &mg->njobs);
+}
+
+/* Waits for the merge phase under way, if any, to end. Returns 0 or
+ * -errno. */
+static int merge_end(fleet_stream_t *s)
+{
+    merging_t *mg = s->mg;
+    if (mg->ep == NULL)
+        return 0;
+    int err = jobs_wait(mg->jobs, mg->njobs);
+    for (unsigned p = 0; p < s->nparts && err == 0; p++)
+        err = s->parts[p].err;
+    slots_free(s, mg->slots, mg->ep->nchunks);
+    mg->ep = NULL;
+    mg->njobs = 0;
+    return err;
+}
+
+/*
+ * Runs the epochs from min_applied + 1 through E (E may grow meanwhile:
+ * the map phase reads ahead), each epoch's map phase while the previous
+ * epoch's merge phase runs: a map phase needs no keyed state, only which
+ * partitions take the epoch, and those the previous merge phase does not
+ * change (it brings partitions to the epoch before). Failures are looked
+ * at with no merge phase under way; when partitions were restored, the
+ * epochs run again from the oldest one a partition lacks. Returns 0 with
+ * every partition at E, or -errno.
+ */
+static int run_epochs(fleet_stream_t *s)
+{
+    uint64_t e = min_applied(s) + 1;
+    want_for(s, e);
+    for (;;) {
+        epoch_t *ep = e <= s->E ? epoch_get(s, e) : NULL;
+        _Atomic(chunk_out_t *) *slots = NULL;
+        int err = ep != NULL ? map_phase(s, ep, &slots) : 0;
+        int merr = merge_end(s); /* the previous epoch's */
+        int r = 0;
+        if (err == 0)
+            err = merr;
+        if (err == 0 && (r = check_failures(s, NULL)) < 0)
+            err = r;
+        if (err == 0)
+            progress(s, false);
+        if (err != 0 || r > 0 || ep == NULL) {
+            if (slots != NULL)
+                slots_free(s, slots, ep->nchunks);
+            if (err != 0 || (ep == NULL && r == 0))
+                return err;
+            /* Restored: the epochs the restored partitions lack first. */
+            e = min_applied(s) + 1;
+            want_for(s, e);
+            continue;
+        }
+        want_for(s, e + 1); /* before ep's merge phase: see above */
+        err = merge_start(s, ep, slots);
+        if (err != 0) {
+            merge_end(s);
+            return err;
+        }
+        e++;
+    }
 }
 
 /* A pipeline without key_by: epochs in order, output at each epoch's end
@@ -1598,15 +1696,9 @@ static int run_keyed(fleet_stream_t *s)
 {
     s->last_ckpt = now_ns();
     for (;;) {
-        uint64_t e;
-        while ((e = min_applied(s) + 1) <= s->E) {
-            int err = run_epoch(s, epoch_get(s, e));
-            if (err == 0)
-                err = check_failures(s, NULL);
-            if (err < 0)
-                return err;
-            progress(s, false);
-        }
+        int err = run_epochs(s);
+        if (err < 0)
+            return err;
         /* Every partition has applied E: at the end of the stream, done
          * once a checkpoint commits all of them (one that commits only
          * some - a TaskManager failed - may leave no epoch retained, but
@@ -1685,6 +1777,8 @@ static void run_state_free(fleet_stream_t *s)
     }
     fl_free(FL_ARENA_DEFAULT, s->parts);
     s->parts = NULL;
+    fl_free(FL_ARENA_DEFAULT, s->mg);
+    s->mg = NULL;
     fl_free(FL_ARENA_DEFAULT, s->seen);
     fl_free(FL_ARENA_DEFAULT, s->want);
     fl_free(FL_ARENA_DEFAULT, s->fstart);
@@ -1911,7 +2005,8 @@ static int run_setup(fleet_stream_t *s)
                 : s->kkind == K_SESSION ? sizeof(uint32_t)
                                         : 8 + (size_t)s->win.size * s->acc8;
     s->parts = fl_calloc(FL_ARENA_DEFAULT, s->nparts, sizeof(part_t));
-    if (s->parts == NULL)
+    s->mg = fl_calloc(FL_ARENA_DEFAULT, 1, sizeof(*s->mg));
+    if (s->parts == NULL || s->mg == NULL)
         return -ENOMEM;
     for (unsigned p = 0; p < s->nparts; p++) {
         part_t *pt = &s->parts[p];
