@@ -1034,30 +1034,18 @@ static void pstate_free(pstate_t *ps)
     sbuf_free(&ps->out);
 }
 
-static int pstate_copy(pstate_t *dst, const pstate_t *src)
-{
-    dst->applied = src->applied;
-    dst->wm = src->wm;
-    dst->late = src->late;
-    dst->pool_free = src->pool_free;
-    if (stab_copy(&dst->st, &src->st) != 0 ||
-        sbuf_copy(&dst->heap, &src->heap) != 0 ||
-        sbuf_copy(&dst->pool, &src->pool) != 0 ||
-        sbuf_copy(&dst->out, &src->out) != 0)
-        return -ENOMEM;
-    return 0;
-}
-
 /*
- * What a checkpoint keeps of a partition's live state src, in dst. Not the
- * output waiting in src->out: the sink takes that when the checkpoint
- * commits, so a restore from the checkpoint starts with none. Nor, once the
- * partition has merged the final epoch, its keyed state: it has fired all
- * it ever will and merges nothing more, and a restore from the checkpoint
- * keeps it at that epoch, so nothing reads that state again (copying it
- * was the end of a run's largest cost). 0 or -ENOMEM.
+ * Makes dst a copy of partition state src: a snapshot of the live state
+ * for a checkpoint, or the live state restored from one. Without the
+ * output waiting in src->out: the sink takes a live state's when the
+ * checkpoint commits (and a checkpoint's is always empty), so the copy
+ * starts with none. Nor, once src has merged the final epoch, its keyed
+ * state: it has fired all it ever will and merges nothing more, and a
+ * partition restored from such a checkpoint stays at that epoch, so
+ * nothing reads that state again (copying it was the end of a run's
+ * largest cost). 0 or -ENOMEM.
  */
-static int pstate_snap(const fleet_stream_t *s, pstate_t *dst,
+static int pstate_copy(const fleet_stream_t *s, pstate_t *dst,
                        const pstate_t *src)
 {
     dst->applied = src->applied;
@@ -1095,7 +1083,7 @@ static void snap_range(void *ctx, size_t begin, size_t end)
     for (size_t i = begin; i < end; i++) {
         part_t *pt = &s->parts[j->tm + (unsigned)i * s->ntm];
         pthread_mutex_lock(&pt->lock);
-        int err = pstate_snap(s, &pt->next, &pt->live);
+        int err = pstate_copy(s, &pt->next, &pt->live);
         if (err != 0 && pt->err == 0)
             pt->err = err;
         pthread_mutex_unlock(&pt->lock);
@@ -1162,7 +1150,7 @@ static int check_failures(fleet_stream_t *s, bool *failed)
         for (unsigned p = k; p < s->nparts; p += s->ntm) {
             part_t *pt = &s->parts[p];
             /* The state of a failed TaskManager's partitions is lost. */
-            if (pstate_copy(&pt->live, &pt->ckpt) != 0)
+            if (pstate_copy(s, &pt->live, &pt->ckpt) != 0)
                 return -ENOMEM;
             s->st.restores++;
             restored++;
@@ -1646,7 +1634,7 @@ static int run_epochs(fleet_stream_t *s)
         if (err != 0 || r > 0 || ep == NULL) {
             if (slots != NULL)
                 slots_free(s, slots, ep->nchunks);
-            if (err != 0 || (ep == NULL && r == 0))
+            if (err != 0 || r == 0) /* r == 0 here: no epoch left */
                 return err;
             /* Restored: the epochs the restored partitions lack first. */
             e = min_applied(s) + 1;
