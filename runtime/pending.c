@@ -53,23 +53,22 @@ void fl_pending_push_backlog(struct fl_pending_queue *q, struct fl_pending *p)
     q->backlog_tail = p;
 }
 
+/* Counts p out at `now` (role only: the single writer of popped and
+ * wait). */
+static struct fl_pending *counted_out(struct fl_pending_queue *q,
+                                      struct fl_pending *p, uint64_t now)
+{
+    fl_hist_add1(&q->wait, now > p->t_in ? now - p->t_in : 0);
+    fl_count1(&q->popped, 1);
+    return p;
+}
+
 void fl_pending_direct(struct fl_pending_queue *q, struct fl_pending *p,
                        uint64_t now)
 {
     p->t_in = now;
     counted_in(q);
-    fl_hist_add1(&q->wait, 0);
-    fl_count1(&q->popped, 1);
-}
-
-/* Counts p out (role only: the single writer of popped and wait). */
-static struct fl_pending *counted_out(struct fl_pending_queue *q,
-                                      struct fl_pending *p)
-{
-    uint64_t now = fl_now_ns();
-    fl_hist_add1(&q->wait, now > p->t_in ? now - p->t_in : 0);
-    fl_count1(&q->popped, 1);
-    return p;
+    counted_out(q, p, now); /* a wait of 0 */
 }
 
 struct fl_pending *fl_pending_pop(struct fl_pending_queue *q)
@@ -79,7 +78,7 @@ struct fl_pending *fl_pending_pop(struct fl_pending_queue *q)
         q->backlog = p->next;
         if (q->backlog == NULL)
             q->backlog_tail = NULL;
-        return counted_out(q, p);
+        return counted_out(q, p, fl_now_ns());
     }
     void *v;
     if (!fl_ring_dequeue(&q->ring, &v))
@@ -89,7 +88,7 @@ struct fl_pending *fl_pending_pop(struct fl_pending_queue *q)
      * half a ring instead of one slot. */
     if (fl_ring_size(&q->ring) <= fl_ring_capacity(&q->ring) / 2)
         fl_event_signal(&q->space);
-    return counted_out(q, v);
+    return counted_out(q, v, fl_now_ns());
 }
 
 bool fl_pending_ring_nonempty(const struct fl_pending_queue *q)
