@@ -73,17 +73,18 @@ static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
 {
     static const struct {
         const char *name;
-        unsigned long long max;
+        unsigned long long min, max;
         size_t off;
     } opts[] = {
-        {"--task-managers", 64, offsetof(ex_opts_t, tms)},
-        {"--workers", 256, offsetof(ex_opts_t, workers)},
-        {"--chaos", UINT64_MAX, offsetof(ex_opts_t, chaos)},
-        {"--checkpoint-ms", 3600000, offsetof(ex_opts_t, ckpt_ms)},
-        {"--partitions", 65536, offsetof(ex_opts_t, parts)},
-        {"--batch", 1ull << 30, offsetof(ex_opts_t, batch)},
-        {"--epoch-batches", 1ull << 20, offsetof(ex_opts_t, epoch)},
-        {"--chaos-mtbf-ms", 3600000, offsetof(ex_opts_t, mtbf_ms)},
+        {"--task-managers", 0, 64, offsetof(ex_opts_t, tms)},
+        {"--workers", 0, 256, offsetof(ex_opts_t, workers)},
+        {"--chaos", 0, UINT64_MAX, offsetof(ex_opts_t, chaos)},
+        {"--checkpoint-ms", 0, 3600000, offsetof(ex_opts_t, ckpt_ms)},
+        {"--partitions", 0, 65536, offsetof(ex_opts_t, parts)},
+        {"--batch", 0, 1ull << 30, offsetof(ex_opts_t, batch)},
+        {"--epoch-batches", 0, 1ull << 20, offsetof(ex_opts_t, epoch)},
+        /* a failure every 0 ms is no run */
+        {"--chaos-mtbf-ms", 1, 3600000, offsetof(ex_opts_t, mtbf_ms)},
     };
     if (strcmp(argv[*i], "--metrics") == 0) {
         o->metrics = true;
@@ -94,10 +95,9 @@ static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
             continue;
         unsigned long long *dst =
             (unsigned long long *)((char *)o + opts[k].off);
-        if (*i + 1 >= argc || ex_number(argv[*i + 1], opts[k].max, dst) != 0)
+        if (*i + 1 >= argc || ex_number(argv[*i + 1], opts[k].max, dst) != 0 ||
+            *dst < opts[k].min)
             return -1;
-        if (opts[k].off == offsetof(ex_opts_t, mtbf_ms) && *dst == 0)
-            return -1; /* a failure every 0 ms is no run */
         if (k == 2)
             o->chaos_set = true;
         if (k == 3)
