@@ -288,7 +288,7 @@ static void json_failures(FILE *f, const fleet_failure_stats_t *s)
             (unsigned long long)s->batches_cut, s->task_managers_live);
 }
 
-static int write_json(FILE *f, const fleet_metrics_t *m)
+static void write_json(FILE *f, const fleet_metrics_t *m)
 {
     fprintf(f, "{\"taken_ns\":%llu,\"interval_ns\":%llu,\"task_managers\":[",
             (unsigned long long)m->taken_ns,
@@ -333,12 +333,12 @@ static int write_json(FILE *f, const fleet_metrics_t *m)
     fputs("},", f);
     json_failures(f, &m->failures);
     fputs("}\n", f);
-    return ferror(f) ? -EIO : 0;
 }
 
-/* Takes a snapshot (too large for a stack) and writes it with `write`. */
+/* Takes a snapshot (too large for a stack) and writes it with `write`;
+ * flushes, so that a write failing on what was still buffered is seen. */
 static int write_snapshot(fleet_runtime_t *rt, FILE *out,
-                          int (*write)(FILE *, const fleet_metrics_t *))
+                          void (*write)(FILE *, const fleet_metrics_t *))
 {
     if (rt == NULL || out == NULL)
         return -EINVAL;
@@ -346,8 +346,11 @@ static int write_snapshot(fleet_runtime_t *rt, FILE *out,
     if (m == NULL)
         return -ENOMEM;
     int err = fleet_metrics_snapshot(rt, m);
-    if (err == 0)
-        err = write(out, m);
+    if (err == 0) {
+        write(out, m);
+        if (fflush(out) != 0 || ferror(out))
+            err = -EIO;
+    }
     fl_free(FL_ARENA_DEFAULT, m);
     return err;
 }
@@ -389,7 +392,7 @@ static void prom_hist(FILE *f, const char *name, const char *labels,
             (unsigned long long)h->count);
 }
 
-static int write_prometheus(FILE *f, const fleet_metrics_t *m)
+static void write_prometheus(FILE *f, const fleet_metrics_t *m)
 {
     /* Flink's ...TimeMsPerSecond, as the ratios Prometheus names want. */
     static const struct {
@@ -582,7 +585,6 @@ static int write_prometheus(FILE *f, const fleet_metrics_t *m)
     prom_head(f, "fleet_taskmanagers_live", "gauge",
               "TaskManagers not declared failed.");
     fprintf(f, "fleet_taskmanagers_live %u\n", s->task_managers_live);
-    return ferror(f) ? -EIO : 0;
 }
 
 int fleet_metrics_write_prometheus(fleet_runtime_t *rt, FILE *out)

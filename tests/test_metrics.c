@@ -358,6 +358,26 @@ static void gated_run(void *ctx, size_t b, size_t e)
  * pinned queue, not in PENDING, and the metrics show it there: length and
  * high-water mark while it waits, then its wait in the histogram - in the
  * snapshot, the JSON and the Prometheus text. */
+/* A write that fails shows in the result, also when all of the output
+ * still sat in the FILE's buffer as the exporter returned. */
+static void test_write_error(void **state)
+{
+    (void)state;
+    fleet_runtime_t *rt = make(2, 1);
+    busy_runtime(rt);
+    int (*const writers[])(fleet_runtime_t *, FILE *) = {
+        fleet_metrics_write_json, fleet_metrics_write_prometheus};
+    for (size_t i = 0; i < sizeof(writers) / sizeof(writers[0]); i++) {
+        FILE *f = fopen("/dev/full", "w");
+        assert_non_null(f);
+        static char buf[1 << 16];
+        assert_int_equal(setvbuf(f, buf, _IOFBF, sizeof(buf)), 0);
+        assert_int_equal(writers[i](rt, f), -EIO);
+        fclose(f);
+    }
+    fleet_runtime_destroy(rt);
+}
+
 static void test_pinned_queue(void **state)
 {
     (void)state;
@@ -571,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_busy_while_running),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_write_error),
         cmocka_unit_test(test_pinned_queue),
         cmocka_unit_test(test_reporter),
         cmocka_unit_test(test_littles_law),

@@ -106,14 +106,15 @@ typedef struct fleet_metrics {
  * snapshot are read one after another while the runtime runs. */
 FLEET_API int fleet_metrics_snapshot(fleet_runtime_t *rt, fleet_metrics_t *out);
 
-/* Writes a snapshot as one JSON object (and a newline). Returns 0,
- * -EINVAL, or -EIO when writing failed. Thread-safety: any thread. */
+/* Writes a snapshot as one JSON object (and a newline), and flushes out.
+ * Returns 0, -EINVAL, -ENOMEM, or -EIO when writing or flushing failed.
+ * Thread-safety: any thread. */
 FLEET_API int fleet_metrics_write_json(fleet_runtime_t *rt, FILE *out);
 
 /* Writes a snapshot in the Prometheus text exposition format (0.0.4):
  * gauges, counters, and the queue waits and dispatch latency as
- * histograms in seconds. Returns 0, -EINVAL or -EIO. Thread-safety: any
- * thread. */
+ * histograms in seconds; flushes out. Returns as fleet_metrics_write_json.
+ * Thread-safety: any thread. */
 FLEET_API int fleet_metrics_write_prometheus(fleet_runtime_t *rt, FILE *out);
 
 typedef enum fleet_metrics_format {
