@@ -345,7 +345,8 @@ FLEET_API int fleet_tm_status(const fleet_runtime_t *rt, unsigned tm,
                               fleet_tm_status_t *out);
 
 /* A static description of a (negative or positive) errno value returned by
- * this library. Thread-safety: any thread. */
+ * this library: "success" for 0, "unknown error" for an int that is no
+ * errno value. Thread-safety: any thread. */
 FLEET_API const char *fleet_strerror(int err);
 
 #ifdef __cplusplus

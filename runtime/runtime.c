@@ -5,6 +5,7 @@
 #include "runtime.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <string.h>
 #include <unistd.h>
@@ -629,6 +630,8 @@ const char *fleet_strerror(int err)
 {
     if (err == 0)
         return "success";
+    if (err == INT_MIN)
+        return "unknown error"; /* no errno value; -err would overflow */
     if (err < 0)
         err = -err;
     const char *s = strerrordesc_np(err);

@@ -8,6 +8,7 @@
  * Worker threads only record; every assertion runs on the test thread.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
@@ -230,6 +231,8 @@ static void test_api_errors(void **state)
     assert_string_equal(fleet_strerror(-EINVAL), "Invalid argument");
     assert_string_equal(fleet_strerror(EINVAL), "Invalid argument");
     assert_non_null(fleet_strerror(-123456));
+    assert_string_equal(fleet_strerror(INT_MIN), "unknown error");
+    assert_string_equal(fleet_strerror(INT_MAX), "unknown error");
     fleet_runtime_destroy(rt);
 }
 
