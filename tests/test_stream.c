@@ -645,6 +645,26 @@ static void test_api_errors(void **state)
     fleet_stream_config_init(&c);
     c.partitions = 65537;
     assert_int_equal(fleet_stream_create(&s, rt, &c), -EINVAL);
+    fleet_stream_config_init(&c);
+    c.max_out_of_orderness = FLEET_SPAN_MAX + 1;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), -EINVAL);
+    /* An epoch of more than 2^40 bytes or indices; SIZE_MAX used to wrap
+     * around to an epoch of none, and the stream ended at once. */
+    size_t big[] = {SIZE_MAX, ((size_t)1 << 37) + 1};
+    for (size_t k = 0; k < 2; k++) {
+        fleet_stream_config_init(&c);
+        c.batch_records = big[k];
+        assert_int_equal(fleet_stream_create(&s, rt, &c), -EINVAL);
+        fleet_stream_config_init(&c);
+        c.batch_bytes = big[k];
+        assert_int_equal(fleet_stream_create(&s, rt, &c), -EINVAL);
+    }
+    fleet_stream_config_init(&c);
+    c.batch_records = (size_t)1 << 37; /* 8 per epoch: 2^40 */
+    c.batch_bytes = (size_t)1 << 37;
+    c.max_out_of_orderness = FLEET_SPAN_MAX;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    fleet_stream_destroy(s);
 
     assert_int_equal(fleet_stream_create(&s, rt, NULL), 0);
     assert_int_equal(fleet_stream_run(s), -EINVAL); /* no source, no sink */
@@ -666,6 +686,18 @@ static void test_api_errors(void **state)
     w = (fleet_window_t){
         .kind = FLEET_WINDOW_TUMBLING, .size = 5, .allowed_lateness = -1};
     assert_int_equal(fleet_stream_window(s, &w, &count_sum, NULL), -EINVAL);
+    /* Time spans beyond FLEET_SPAN_MAX. */
+    const fleet_window_t spans[] = {
+        {.kind = FLEET_WINDOW_TUMBLING, .size = FLEET_SPAN_MAX + 1},
+        {.kind = FLEET_WINDOW_SLIDING, .size = 10, .slide = INT64_MAX},
+        {.kind = FLEET_WINDOW_SESSION, .gap = FLEET_SPAN_MAX + 1},
+        {.kind = FLEET_WINDOW_TUMBLING,
+         .size = 10,
+         .allowed_lateness = FLEET_SPAN_MAX + 1},
+    };
+    for (size_t k = 0; k < sizeof(spans) / sizeof(spans[0]); k++)
+        assert_int_equal(fleet_stream_window(s, &spans[k], &count_sum, NULL),
+                         -EINVAL);
     fleet_aggregate_t bad = count_sum;
     bad.merge = NULL;
     assert_int_equal(fleet_stream_reduce(s, &bad, NULL), -EINVAL);
@@ -692,6 +724,27 @@ static void test_api_errors(void **state)
     assert_int_equal(fleet_stream_run(s), -ENOENT);
     fleet_stream_destroy(s);
     lines_free(&out);
+
+    /* The largest epoch (2^40 bytes) over a small file: memory comes as
+     * bytes are read (asking for the whole epoch at once failed with the
+     * system malloc of the sanitizer builds; jemalloc only reserved it). */
+    char path[] = "/tmp/fleet-stream-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "one\ntwo\n", 8), 8);
+    close(fd);
+    const char *small[] = {path};
+    fleet_stream_config_init(&c);
+    c.batch_bytes = (size_t)1 << 37;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    assert_int_equal(fleet_stream_source_files(s, small, 1), 0);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+    assert_int_equal(fleet_stream_run(s), 0);
+    assert_int_equal(out.n, 2);
+    fleet_stream_destroy(s);
+    lines_free(&out);
+    unlink(path);
+
     fleet_stream_destroy(NULL);
     fleet_runtime_destroy(rt);
 }
@@ -709,6 +762,12 @@ static void drop_ts(void *ctx, const fleet_record_t *in, fleet_emitter_t *out)
 {
     (void)ctx;
     fleet_emit(out, in->data, in->len, FLEET_TS_NONE);
+}
+
+/* Moves every timestamp to *ctx. */
+static void set_ts(void *ctx, const fleet_record_t *in, fleet_emitter_t *out)
+{
+    fleet_emit(out, in->data, in->len, *(const int64_t *)ctx);
 }
 
 static void test_operator_errors(void **state)
@@ -736,6 +795,22 @@ static void test_operator_errors(void **state)
     assert_int_equal(fleet_stream_run(s), -EINVAL);
     fleet_stream_destroy(s);
     lines_free(&out);
+
+    /* Timestamps outside [FLEET_TS_MIN, FLEET_TS_MAX]: -ERANGE (inside,
+     * test_time_bounds). */
+    const int64_t outside[] = {FLEET_TS_MAX + 1, INT64_MAX, FLEET_TS_MIN - 1,
+                               INT64_MIN + 1};
+    for (size_t k = 0; k < sizeof(outside) / sizeof(outside[0]); k++) {
+        assert_int_equal(fleet_stream_create(&s, rt, NULL), 0);
+        assert_int_equal(fleet_stream_source_generator(s, 1000, gen, &gc), 0);
+        assert_int_equal(fleet_stream_map(s, set_ts, (void *)&outside[k]), 0);
+        assert_int_equal(fleet_stream_key_by(s, key_of, NULL), 0);
+        assert_int_equal(fleet_stream_window(s, &w, &count_sum, NULL), 0);
+        assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+        assert_int_equal(fleet_stream_run(s), -ERANGE);
+        fleet_stream_destroy(s);
+        lines_free(&out);
+    }
     fleet_runtime_destroy(rt);
 }
 
@@ -1084,6 +1159,47 @@ static void test_window_edges(void **state)
     g.n = 0;
     check(&g, 's', &sw, 0, &(shape_t){0}, NULL);
     check(&g, 'r', NULL, 0, &(shape_t){0}, NULL);
+}
+
+/* Event times at both ends of [FLEET_TS_MIN, FLEET_TS_MAX], windows and
+ * delays up to FLEET_SPAN_MAX: the window arithmetic stays in range (UBSan
+ * checks it in its build) and the results equal the reference's. */
+static void test_time_bounds(void **state)
+{
+    (void)state;
+    const int64_t big = FLEET_SPAN_MAX;
+    const struct {
+        char kind;
+        fleet_window_t w;
+        int64_t delay;
+    } cases[] = {
+        {'t', {.kind = FLEET_WINDOW_TUMBLING, .size = 10}, 3},
+        {'s', {.kind = FLEET_WINDOW_SLIDING, .size = 10, .slide = 5}, 0},
+        {'t', /* record by record: allowed lateness */
+         {.kind = FLEET_WINDOW_TUMBLING, .size = 10, .allowed_lateness = 4},
+         2},
+        {'S', {.kind = FLEET_WINDOW_SESSION, .gap = 3}, 1},
+        {'t', {.kind = FLEET_WINDOW_TUMBLING, .size = big}, big},
+        {'s',
+         {.kind = FLEET_WINDOW_SLIDING,
+          .size = big,
+          .slide = big / 2,
+          .allowed_lateness = big},
+         big},
+        {'S',
+         {.kind = FLEET_WINDOW_SESSION, .gap = big, .allowed_lateness = big},
+         big},
+    };
+    const uint64_t n = 3000, disorder = 7;
+    /* step 1: about n * step of time from base; disorder subtracts up to
+     * disorder - 1. */
+    const int64_t bases[] = {FLEET_TS_MAX - (int64_t)n, FLEET_TS_MIN + 7};
+    for (size_t b = 0; b < 2; b++)
+        for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+            gspec_t g = {n, 5, disorder, 40 + k, bases[b], 1};
+            check(&g, cases[k].kind, &cases[k].w, cases[k].delay,
+                  &(shape_t){.tms = 2, .batch = 100}, NULL);
+        }
 }
 
 /* WindFlow's idea: any parallelism, batch size, epoch size and partition
@@ -1558,6 +1674,7 @@ int main(void)
         cmocka_unit_test(test_sessions),
         cmocka_unit_test(test_count_windows),
         cmocka_unit_test(test_window_edges),
+        cmocka_unit_test(test_time_bounds),
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test(test_crash_mid_window),
         cmocka_unit_test(test_wide_keys),

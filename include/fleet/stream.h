@@ -77,6 +77,14 @@ typedef struct fleet_emitter fleet_emitter_t; /* opaque */
 
 /* The timestamp of a record that has none. */
 #define FLEET_TS_NONE INT64_MIN
+/* The event times an event-time window takes: [FLEET_TS_MIN, FLEET_TS_MAX]
+ * (about +-146 years in nanoseconds); a record outside fails the run with
+ * -ERANGE. */
+#define FLEET_TS_MAX ((int64_t)1 << 62)
+#define FLEET_TS_MIN (-FLEET_TS_MAX)
+/* The longest span of event time a window or the watermark's delay may
+ * have (about 36 years in nanoseconds). */
+#define FLEET_SPAN_MAX ((int64_t)1 << 60)
 
 /* A record: bytes and an event time. data stays valid only during the call
  * it is passed to; bytes the library kept (between key_by and the keyed
@@ -152,6 +160,8 @@ typedef struct fleet_window {
      * fires every `slide` elements with the last `size`), time windows in
      * event-time units. */
     bool count;
+    /* Time windows: size, slide, gap and allowed_lateness at most
+     * FLEET_SPAN_MAX. */
     int64_t size;  /* >= 1; count windows: <= 2^20, and each key keeps
                       `size` accumulators */
     int64_t slide; /* >= 1, sliding only */
@@ -181,7 +191,10 @@ typedef struct fleet_stream_config {
     size_t batch_bytes;
     /* Generator sources: indices per batch. Default 16384, >= 1. */
     size_t batch_records;
-    /* Batches per epoch. Default 8, >= 1. */
+    /* Batches per epoch. Default 8, >= 1. An epoch holds at most 2^40 bytes
+     * (batch_bytes * epoch_batches) and 2^40 indices (batch_records *
+     * epoch_batches). Memory for an epoch is taken as its bytes are read,
+     * not all at once. */
     unsigned epoch_batches;
     /* Key partitions; 0 = 8 per TaskManager. At most 65536. */
     unsigned partitions;
@@ -191,8 +204,8 @@ typedef struct fleet_stream_config {
      * replays from the start, the output reaches the sink at the end, and
      * standard input is kept whole until then. */
     unsigned checkpoint_ms;
-    /* Event time: the watermark's delay behind the largest timestamp. >= 0.
-     * Default 0. */
+    /* Event time: the watermark's delay behind the largest timestamp,
+     * 0 .. FLEET_SPAN_MAX. Default 0. */
     int64_t max_out_of_orderness;
     /* A progress report: progress(progress_ctx, counters so far) about
      * every progress_ms (between epochs, on the thread in
@@ -215,8 +228,9 @@ FLEET_API void fleet_stream_destroy(fleet_stream_t *s);
 
 /*
  * Sources (exactly one per pipeline; -EEXIST for a second one).
- * Lines of the files in order, as one byte stream (NULL or n == 0: standard
- * input); each record is a line without its '\n', ts FLEET_TS_NONE. The
+ * Lines of the files in order, as one byte stream (n == 0, paths then may
+ * be NULL: standard input; -EINVAL for NULL paths or a NULL path with
+ * n > 0); each record is a line without its '\n', ts FLEET_TS_NONE. The
  * paths are copied; files are opened by fleet_stream_run (which returns
  * -errno of open/read). Replay after a failure reads regular files again
  * from the offsets recorded with each epoch (they must not change while the
@@ -256,7 +270,9 @@ FLEET_API int fleet_stream_sink_file(fleet_stream_t *s, FILE *f);
 /*
  * Runs the pipeline to the end of its source. Returns 0, -EINVAL (no
  * source or sink, key_by without reduce/window, an event-time window on a
- * record without timestamp), -EPROTO (a map did not emit exactly once),
+ * record without timestamp), -ERANGE (an event-time window on a record
+ * whose timestamp is outside [FLEET_TS_MIN, FLEET_TS_MAX]), -EPROTO (a map
+ * did not emit exactly once),
  * -ENOMEM, -EIO (writing to a sink file), an error of the runtime
  * (-ECANCELED: no TaskManager left), or -errno of reading the files. A
  * pipeline runs once (-EALREADY after).

@@ -69,6 +69,11 @@ typedef struct op {
 enum keyed_kind { K_NONE, K_REDUCE, K_TIME, K_SESSION, K_COUNT };
 enum src_kind { SRC_NONE, SRC_FILES, SRC_GEN };
 
+/* The most bytes or indices an epoch holds (stream.h), and the most bytes
+ * one read asks for. */
+#define EPOCH_MAX ((size_t)1 << 40)
+#define READ_MAX ((size_t)1 << 26)
+
 /* Value layouts in the keyed tables. Time window (combiner and state):
  * ws, fired, then the accumulator at TV_ACC. Session key: head node + 1.
  * Session node: start, end, fired_end (the end it last fired at), next node
@@ -420,8 +425,8 @@ static void key_take(tail_t *t, const fleet_record_t *rec)
     unsigned p = (unsigned)(((unsigned __int128)h * s->nparts) >> 64);
     int64_t m = t->runmax;
     if (s->evtime) {
-        if (rec->ts == FLEET_TS_NONE) {
-            t->err = -EINVAL;
+        if (rec->ts < FLEET_TS_MIN || rec->ts > FLEET_TS_MAX) {
+            t->err = rec->ts == FLEET_TS_NONE ? -EINVAL : -ERANGE;
             return;
         }
         t->runmax = max_ts(m, rec->ts);
@@ -1265,6 +1270,8 @@ static int read_some(fleet_stream_t *s, sbuf_t *b, size_t want)
             }
         }
         size_t at = b->len;
+        if (want > READ_MAX)
+            want = READ_MAX; /* memory as the bytes come, for large epochs */
         if (sbuf_push(b, want) == NULL)
             return -ENOMEM;
         ssize_t r = read(s->fd, b->p + at, want);
@@ -1738,7 +1745,9 @@ int fleet_stream_create(fleet_stream_t **out, fleet_runtime_t *rt,
     if (err != 0)
         return err;
     if (c.batch_bytes == 0 || c.batch_records == 0 || c.epoch_batches == 0 ||
-        c.partitions > 65536 || c.max_out_of_orderness < 0 ||
+        c.batch_bytes > EPOCH_MAX / c.epoch_batches ||
+        c.batch_records > EPOCH_MAX / c.epoch_batches || c.partitions > 65536 ||
+        c.max_out_of_orderness < 0 || c.max_out_of_orderness > FLEET_SPAN_MAX ||
         rc.task_managers > 64)
         return -EINVAL;
     fleet_stream_t *s = fl_calloc(FL_ARENA_DEFAULT, 1, sizeof(*s));
@@ -1919,6 +1928,9 @@ int fleet_stream_window(fleet_stream_t *s, const fleet_window_t *w,
                         const fleet_aggregate_t *a, void *ctx)
 {
     if (w == NULL || w->allowed_lateness < 0 ||
+        (!w->count &&
+         (w->size > FLEET_SPAN_MAX || w->slide > FLEET_SPAN_MAX ||
+          w->gap > FLEET_SPAN_MAX || w->allowed_lateness > FLEET_SPAN_MAX)) ||
         (w->kind != FLEET_WINDOW_SESSION && w->size < 1) ||
         (w->kind == FLEET_WINDOW_SLIDING && w->slide < 1) ||
         (w->kind == FLEET_WINDOW_SESSION && (w->gap < 1 || w->count)) ||
