@@ -1046,7 +1046,12 @@ static void monitor(struct fleet_runtime *rt)
             atomic_load_explicit(&tm->heartbeat, memory_order_acquire);
         if (hb < since)
             hb = since;
-        if (now > hb && now - hb > timeout)
+        /* A crash fleet_tm_recover asked to restart needs no detecting. */
+        bool recover =
+            atomic_load_explicit(&tm->restart_asap, memory_order_relaxed) &&
+            atomic_load_explicit(&tm->fault, memory_order_acquire) ==
+                FLEET_FAIL_CRASH;
+        if (recover || (now > hb && now - hb > timeout))
             declare_failed(rt, tm, now);
     }
     chaos(rt, now);
@@ -1064,6 +1069,9 @@ int fl_inject(struct fleet_runtime *rt, unsigned i, fleet_fail_t how)
                                                  memory_order_acq_rel,
                                                  memory_order_relaxed))
         return -EALREADY;
+    /* A recover that raced with this TaskManager's restart has nothing
+     * left to restart: this failure follows the restart strategy. */
+    atomic_store_explicit(&tm->restart_asap, false, memory_order_relaxed);
     atomic_store_explicit(&tm->fault_at, fl_now_ns(), memory_order_relaxed);
     fl_stat_add(&rt->stats.injected[how], 1);
     return 0;
@@ -1075,9 +1083,11 @@ int fl_recover(struct fleet_runtime *rt, unsigned i)
     int f = atomic_load_explicit(&tm->fault, memory_order_acquire);
     if (!atomic_load_explicit(&tm->live, memory_order_acquire) ||
         f == FLEET_FAIL_CRASH) {
-        /* Failed, or a crash awaiting detection: restarted as soon as the
-         * dispatcher may. */
+        /* Failed, or a crash awaiting detection: declared failed (if not
+         * yet) and restarted at the dispatcher thread's next tick, which
+         * may have to wake up for it. */
         atomic_store_explicit(&tm->restart_asap, true, memory_order_relaxed);
+        fl_event_signal(&rt->disp.wake);
         fl_dispatch(rt);
         return 0;
     }

@@ -573,6 +573,54 @@ static void test_cancel_when_none_left(void **state)
     fleet_runtime_destroy(rt);
 }
 
+/* fleet_tm_recover of a crash not yet detected restarts it at once, also
+ * on an idle runtime, whose dispatcher thread is parked and so detects
+ * nothing; the restart strategy (none) applies again to later failures. */
+static void test_recover_crash_idle(void **state)
+{
+    (void)state;
+    fleet_config_t c = ft_config(2);
+    c.restart.kind = FLEET_RESTART_NONE;
+    fleet_runtime_t *rt = make(&c);
+    sleep_ms(300); /* idle: the dispatcher thread parks */
+    assert_int_equal(fleet_tm_fail(rt, 1, FLEET_FAIL_CRASH), 0);
+    sleep_ms(50);
+    assert_int_equal(fleet_tm_recover(rt, 1), 0);
+    fleet_tm_status_t st = {0};
+    uint64_t end = now_ms() + 2000;
+    do {
+        sleep_ms(1);
+        assert_int_equal(fleet_tm_status(rt, 1, &st), 0);
+    } while (st.restarts == 0 && now_ms() < end);
+    assert_true(st.live);
+    assert_int_equal(st.failures, 1);
+    assert_int_equal(st.restarts, 1);
+    assert_int_equal(stats(rt).detected[FLEET_FAIL_CRASH], 1);
+    /* Live and well: a new fault takes, and work runs. */
+    assert_int_equal(fleet_tm_fail(rt, 1, FLEET_FAIL_SLOW), 0);
+    assert_int_equal(fleet_tm_recover(rt, 1), 0);
+    uint64_t got = 0;
+    assert_int_equal(fleet_parallel_reduce(rt, &summer, NULL, 0, 1000, &got),
+                     0);
+    assert_int_equal(got, serial_sum(0, 1000));
+    /* The next crash waits for detection and, with no restart strategy,
+     * stays down. */
+    assert_int_equal(fleet_tm_fail(rt, 1, FLEET_FAIL_CRASH), 0);
+    assert_int_equal(fleet_parallel_reduce(rt, &summer, NULL, 0, 1000, &got),
+                     0);
+    end = now_ms() + 2000;
+    do {
+        pump_for(rt, 2);
+        assert_int_equal(fleet_tm_status(rt, 1, &st), 0);
+    } while (st.failures < 2 && now_ms() < end);
+    assert_int_equal(st.failures, 2);
+    pump_for(rt, 100);
+    assert_int_equal(fleet_tm_status(rt, 1, &st), 0);
+    assert_false(st.live);
+    assert_int_equal(st.restarts, 1);
+    fleet_runtime_destroy(rt);
+}
+
 /* Crashes TaskManager 0 up to `times` times, each once it is live again,
  * and returns how many restarts followed. */
 static uint64_t crash_repeatedly(fleet_runtime_t *rt, int times)
@@ -738,6 +786,7 @@ int main(void)
         cmocka_unit_test(test_long_hang),
         cmocka_unit_test(test_slow_speculation),
         cmocka_unit_test(test_cancel_when_none_left),
+        cmocka_unit_test(test_recover_crash_idle),
         cmocka_unit_test(test_restart_strategies),
         cmocka_unit_test(test_chaos),
     };
