@@ -12,9 +12,11 @@
  * negative errno value; fleet_strerror() names it. When a call fails, the
  * callbacks it was given never run and nothing it was given is kept.
  *
- * Memory: the library allocates through jemalloc (one arena per
- * TaskManager). Linking libfleet therefore links jemalloc, which replaces
- * malloc() for the whole program. Sanitizer builds use the system malloc.
+ * Memory: the library allocates through jemalloc's own calls (mallocx,
+ * one arena per TaskManager). The program's malloc() stays the C
+ * library's: libc comes before the linked jemalloc in symbol lookup.
+ * Sanitizer builds, and builds with FLEET_SYSTEM_MALLOC, use the system
+ * malloc for everything.
  */
 #ifndef FLEET_H
 #define FLEET_H
@@ -64,26 +66,27 @@ typedef struct fleet_restart {
     unsigned delay_ms;   /* fixed-delay, failure-rate */
     unsigned initial_ms; /* exponential-delay: first delay */
     unsigned max_ms;     /* exponential-delay: cap, >= initial_ms */
-    double multiplier;   /* exponential-delay: >= 1 */
+    double multiplier;   /* exponential-delay: 1 .. 10^6 */
     double jitter;       /* exponential-delay: 0..1, a fraction of the delay */
-    unsigned max_failures; /* failure-rate: per interval, >= 1 */
+    unsigned max_failures; /* failure-rate: per interval, 1 .. 10^6 */
     unsigned interval_ms;  /* failure-rate: >= 1 */
 } fleet_restart_t;
 
 typedef struct fleet_config {
-    /* Worker pools. Default 2; must be >= 1. */
+    /* Worker pools. Default 2; 1 .. 1024. */
     unsigned task_managers;
-    /* Threads per pool; 0 = the usable CPU count divided by task_managers,
-     * at least 1. */
+    /* Threads per pool, at most 1024; 0 = the usable CPU count divided by
+     * task_managers, at least 1. */
     unsigned workers_per_tm;
-    /* Batches each queue (PENDING, every TaskManager's ring) holds; a power
-     * of two >= 4. Default 64. */
+    /* Batches each queue (PENDING, every TaskManager's ring) holds at least
+     * (a ring holds one less than twice that); a power of two, 4 .. 2^20.
+     * Default 64. */
     unsigned ring_size;
     /* Smallest batch the dispatcher makes, in items; 0 = automatic (derived
      * per job from its size and the number of workers). It is a floor, not
      * a target: batches are split further only when someone is idle. */
     size_t grain;
-    /* Heartbeat period and failure timeout of the TaskManagers, in
+    /* Heartbeat period (>= 1) and failure timeout of the TaskManagers, in
      * microseconds; the timeout must exceed the interval. Defaults 2000 and
      * 20000. */
     unsigned heartbeat_interval_us;
@@ -112,7 +115,8 @@ typedef struct fleet_config {
      * 20000. */
     bool speculation;
     unsigned speculation_floor_us;
-    /* Seeded random failures while jobs run ("chaos"): 0 = off. Failures
+    /* Seeded random failures while jobs run ("chaos"): 0 = off; on, it
+     * needs fault_tolerance. Failures
      * come at exponentially distributed intervals of mean chaos_mtbf_us
      * (>= 1), on random live TaskManagers, of kinds drawn with the weights
      * chaos_weight[FLEET_FAIL_CRASH..FLEET_FAIL_SLOW] (not all 0). A HANG or
