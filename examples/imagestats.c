@@ -116,16 +116,16 @@ static void stats_combine(void *ctx, void *into, const void *p)
 
 static int usage(const char *argv0)
 {
-    fprintf(
-        stderr,
-        "usage: %s [--size N] [--task-managers N] [--workers N] "
-        "[--runs N] [--metrics]\n"
-        "  --size N           image is N x N pixels (default 4096)\n"
-        "  --task-managers N  worker pools (default 2)\n"
-        "  --workers N        threads per pool (default: CPUs / pools)\n"
-        "  --runs N           timed repetitions, best kept (default 3)\n"
-        "  --metrics          print the runtime's metrics as JSON at exit\n",
-        argv0);
+    fprintf(stderr,
+            "usage: %s [--size N] [--task-managers N] [--workers N] "
+            "[--runs N] [--metrics]\n"
+            "  --size N           image is N x N pixels (default 4096)\n"
+            "  --task-managers N  worker pools (default 2)\n"
+            "  --workers N        threads per pool (default: CPUs / pools)\n"
+            "  --runs N           timed repetitions, best kept (default 3)\n"
+            "  --metrics          print the runtime's metrics as JSON at exit\n"
+            "  --help             this text\n",
+            argv0);
     return 2;
 }
 
@@ -148,6 +148,10 @@ int main(int argc, char **argv)
         if (strcmp(argv[i], "--metrics") == 0) {
             metrics = true;
             continue;
+        }
+        if (strcmp(argv[i], "--help") == 0) {
+            usage(argv[0]);
+            return 0;
         }
         if (strcmp(argv[i], "--size") == 0)
             dst = &n, max = 1 << 15;

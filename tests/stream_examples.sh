@@ -5,6 +5,7 @@
 #   ysb        == an awk recount of the CSV it writes with --emit-*
 #   windowing  == Flink's SessionWindowing output; and its other modes give
 #                 the same lines in every shape and under --chaos
+#   and every example (imagestats too) takes --help and refuses bad options
 # Usage: sh stream_examples.sh BUILD_DIR [SANITIZED]
 # (SANITIZED ON: a sanitizer build, ten times slower - shorter streams.)
 # Failures are frequent (one every 20 ms), and a failure replays its
@@ -152,6 +153,15 @@ for ex in wordcount ysb "windowing session"; do
         fail=1
     fi
 done
+# imagestats (the main demo) answers --help like the others.
+if $bin/imagestats --help >/dev/null 2>&1 &&
+    ! $bin/imagestats --bogus >/dev/null 2>&1 &&
+    ! $bin/imagestats --size 0 >/dev/null 2>&1; then
+    echo "ok: imagestats --help / bad options"
+else
+    echo "FAIL: imagestats --help / bad options"
+    fail=1
+fi
 if "$bin/wordcount" /nonexistent/input >/dev/null 2>&1; then
     echo "FAIL: wordcount on a missing file succeeded"
     fail=1
