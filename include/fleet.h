@@ -116,12 +116,12 @@ typedef struct fleet_config {
     bool speculation;
     unsigned speculation_floor_us;
     /* Seeded random failures while jobs run ("chaos"): 0 = off; on, it
-     * needs fault_tolerance. Failures
-     * come at exponentially distributed intervals of mean chaos_mtbf_us
-     * (>= 1), on random live TaskManagers, of kinds drawn with the weights
-     * chaos_weight[FLEET_FAIL_CRASH..FLEET_FAIL_SLOW] (not all 0). A HANG or
-     * SLOW ends after chaos_fault_us (>= 1); a CRASH ends when the restart
-     * strategy restarts it. */
+     * needs fault_tolerance. Failures come at exponentially distributed
+     * intervals of mean chaos_mtbf_us (>= 1), on random live TaskManagers,
+     * of kinds drawn with the weights chaos_weight[FLEET_FAIL_CRASH..
+     * FLEET_FAIL_SLOW] (not all 0). A HANG or SLOW ends after
+     * chaos_fault_us (>= 1); a CRASH ends when the restart strategy
+     * restarts it. */
     unsigned long long chaos_seed;
     unsigned chaos_mtbf_us;
     unsigned chaos_weight[3];
