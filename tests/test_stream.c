@@ -745,6 +745,35 @@ static void test_api_errors(void **state)
     lines_free(&out);
     unlink(path);
 
+    /* A 4 MiB line read 4 KiB at a time: the search for its end looks at
+     * each byte about once (it searched the whole line after every read,
+     * 2 GiB here). */
+    memcpy(path + strlen(path) - 6, "XXXXXX", 6);
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    size_t long_len = (size_t)4 << 20;
+    char *line = malloc(long_len + 1);
+    assert_non_null(line);
+    memset(line, 'a', long_len);
+    line[long_len] = '\n';
+    assert_int_equal(write(fd, line, long_len + 1), (ssize_t)long_len + 1);
+    assert_int_equal(write(fd, "b\n", 2), 2);
+    close(fd);
+    fleet_stream_config_init(&c);
+    c.batch_bytes = 4096;
+    assert_int_equal(fleet_stream_create(&s, rt, &c), 0);
+    assert_int_equal(fleet_stream_source_files(s, small, 1), 0);
+    assert_int_equal(fleet_stream_sink(s, sink_lines, &out), 0);
+    assert_int_equal(fleet_stream_run(s), 0);
+    assert_int_equal(out.n, 2);
+    assert_int_equal(strlen(out.v[0]), long_len);
+    assert_string_equal(out.v[1], "b");
+    assert_true(fl_stream_nl_searched(s) <= 2 * (long_len + 3));
+    fleet_stream_destroy(s);
+    lines_free(&out);
+    free(line);
+    unlink(path);
+
     fleet_stream_destroy(NULL);
     fleet_runtime_destroy(rt);
 }

@@ -221,6 +221,7 @@ struct fleet_stream {
     uint64_t late_driver;
     fleet_stream_stats_t st;
     uint64_t last_progress;
+    uint64_t nl_searched; /* bytes searched for a line's end (tests) */
     void (*ckpt_hook)(void *ctx, unsigned n); /* tests only */
     void *ckpt_hook_ctx;
     unsigned ckpt_attempts;
@@ -1302,6 +1303,18 @@ static const unsigned char *last_nl(const unsigned char *p, size_t n)
     return NULL;
 }
 
+/* Whether b holds a '\n', searching only the bytes after the first *seen
+ * (searched before) - a long line arrives read by read, and searching it
+ * whole after each read took time quadratic in its length. */
+static bool has_nl(fleet_stream_t *s, const sbuf_t *b, size_t *seen)
+{
+    size_t n = b->len - *seen;
+    bool found = n > 0 && memchr(b->p + *seen, '\n', n) != NULL;
+    s->nl_searched += n;
+    *seen = b->len;
+    return found;
+}
+
 /* The next epoch of lines in *ep; ep->nchunks 0 at the end. */
 static int read_lines(fleet_stream_t *s, epoch_t *ep)
 {
@@ -1311,7 +1324,8 @@ static int read_lines(fleet_stream_t *s, epoch_t *ep)
     int err = 0;
     while (err == 0 && !s->eof && b.len < target)
         err = read_some(s, &b, target - b.len);
-    while (err == 0 && !s->eof && last_nl(b.p, b.len) == NULL)
+    size_t seen = 0;
+    while (err == 0 && !s->eof && !has_nl(s, &b, &seen))
         err = read_some(s, &b, s->cfg.batch_bytes);
     if (err != 0) {
         sbuf_free(&b);
@@ -2042,6 +2056,11 @@ int fleet_stream_run(fleet_stream_t *s)
         progress(s, true);
     run_state_free(s);
     return err;
+}
+
+uint64_t fl_stream_nl_searched(const fleet_stream_t *s)
+{
+    return s->nl_searched;
 }
 
 void fl_stream_checkpoint_hook(fleet_stream_t *s,

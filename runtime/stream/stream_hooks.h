@@ -13,4 +13,8 @@
 void fl_stream_checkpoint_hook(fleet_stream_t *s,
                                void (*fn)(void *ctx, unsigned n), void *ctx);
 
+/* Bytes the file source has searched for the end of a line while reading
+ * (each byte about once, however long the line). */
+uint64_t fl_stream_nl_searched(const fleet_stream_t *s);
+
 #endif /* FL_STREAM_HOOKS_H */
