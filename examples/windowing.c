@@ -23,6 +23,8 @@
  * prints the same lines with and without failures.
  */
 #define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+
 #include "stream_common.h"
 
 /* ---- output: lines collected by the sink, sorted at the end ------------- */
@@ -64,19 +66,24 @@ static int by_line(const void *a, const void *b)
 static void emit_line(fleet_emitter_t *out, int64_t ts, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-#include <stdarg.h>
 static void emit_line(fleet_emitter_t *out, int64_t ts, const char *fmt, ...)
 {
-    char buf[512];
-    va_list ap;
+    char small[512], *buf = small;
+    va_list ap, again;
     va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+    va_copy(again, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof(buf))
-        n = (int)sizeof(buf) - 1;
-    fleet_emit(out, buf, (size_t)n, ts);
+    if (n >= (int)sizeof(small)) { /* a long key: the whole line */
+        buf = malloc((size_t)n + 1);
+        if (buf == NULL)
+            abort(); /* out of memory in an operator: nothing sane */
+        vsnprintf(buf, (size_t)n + 1, fmt, again);
+    }
+    va_end(again);
+    fleet_emit(out, buf, n > 0 ? (size_t)n : 0, ts);
+    if (buf != small)
+        free(buf);
 }
 
 /* ---- session: Flink's SessionWindowing ----------------------------------- */

@@ -128,6 +128,13 @@ if ! grep -q 'failures injected [1-9]' "$tmp/err"; then
     echo "FAIL: no failure injected with --chaos-mtbf-ms 50"
     fail=1
 fi
+# A word longer than a line buffer keeps its whole line (the counts were
+# cut off past 511 bytes).
+long_word=$(printf '%600s' '' | tr ' ' x)
+printf '%s y\n' "$long_word" >"$tmp/longword"
+printf '%s 0 1 1\ny 0 1 1\n' "$long_word" >"$tmp/want"
+"$bin/windowing" count --quiet "$tmp/longword" >"$tmp/got"
+check "windowing count, a 600-byte word" "$tmp/want" "$tmp/got"
 for mode in "count $tmp/gpl4" "tumbling --events 200000 --lateness 0" \
     "sliding --events 200000 --lateness 100" \
     "tumbling --events 200000 --disorder 2000 --delay 100"; do
