@@ -698,6 +698,25 @@ static void test_api_errors(void **state)
     for (size_t k = 0; k < sizeof(spans) / sizeof(spans[0]); k++)
         assert_int_equal(fleet_stream_window(s, &spans[k], &count_sum, NULL),
                          -EINVAL);
+    /* Fields a kind does not use are not looked at. */
+    const fleet_window_t unused[] = {
+        {.kind = FLEET_WINDOW_TUMBLING,
+         .size = 10,
+         .slide = INT64_MAX,
+         .gap = INT64_MAX},
+        {.kind = FLEET_WINDOW_SESSION,
+         .gap = 3,
+         .size = INT64_MAX,
+         .slide = INT64_MAX},
+    };
+    for (size_t k = 0; k < sizeof(unused) / sizeof(unused[0]); k++) {
+        fleet_stream_t *u;
+        assert_int_equal(fleet_stream_create(&u, rt, NULL), 0);
+        assert_int_equal(fleet_stream_key_by(u, key_of, NULL), 0);
+        assert_int_equal(fleet_stream_window(u, &unused[k], &count_sum, NULL),
+                         0);
+        fleet_stream_destroy(u);
+    }
     fleet_aggregate_t bad = count_sum;
     bad.merge = NULL;
     assert_int_equal(fleet_stream_reduce(s, &bad, NULL), -EINVAL);

@@ -1943,8 +1943,10 @@ int fleet_stream_window(fleet_stream_t *s, const fleet_window_t *w,
 {
     if (w == NULL || w->allowed_lateness < 0 ||
         (!w->count &&
-         (w->size > FLEET_SPAN_MAX || w->slide > FLEET_SPAN_MAX ||
-          w->gap > FLEET_SPAN_MAX || w->allowed_lateness > FLEET_SPAN_MAX)) ||
+         ((w->kind != FLEET_WINDOW_SESSION && w->size > FLEET_SPAN_MAX) ||
+          (w->kind == FLEET_WINDOW_SLIDING && w->slide > FLEET_SPAN_MAX) ||
+          (w->kind == FLEET_WINDOW_SESSION && w->gap > FLEET_SPAN_MAX) ||
+          w->allowed_lateness > FLEET_SPAN_MAX)) ||
         (w->kind != FLEET_WINDOW_SESSION && w->size < 1) ||
         (w->kind == FLEET_WINDOW_SLIDING && w->slide < 1) ||
         (w->kind == FLEET_WINDOW_SESSION && (w->gap < 1 || w->count)) ||
