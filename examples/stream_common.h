@@ -23,8 +23,9 @@
 #include <unistd.h>
 
 #define EX_COMMON_USAGE                                                        \
-    "  --task-managers N  TaskManagers (default 2)\n"                          \
-    "  --workers N        threads per TaskManager (default: CPUs / TMs)\n"     \
+    "  --task-managers N  TaskManagers (default, or 0: 2)\n"                   \
+    "  --workers N        threads per TaskManager (default, or 0: CPUs / "     \
+    "TMs)\n"                                                                   \
     "  --chaos SEED       seeded random TaskManager failures (crash, hang,\n"  \
     "                     slow; one every 20 ms on average) during the run\n"  \
     "  --chaos-mtbf-ms N  with --chaos: one failure every N ms on average\n"   \
@@ -32,9 +33,10 @@
     "                     than that barely progresses)\n"                      \
     "  --checkpoint-ms N  checkpoint period (default 1000, with --chaos 50;\n" \
     "                     0: only at the end)\n"                               \
-    "  --partitions N     key partitions (default 8 per TaskManager)\n"        \
-    "  --batch N          records (or bytes, for files) per batch\n"           \
-    "  --epoch-batches N  batches per epoch (micro-batch)\n"                   \
+    "  --partitions N     key partitions (default, or 0: 8 per TaskManager)\n" \
+    "  --batch N          records (or bytes, for files) per batch (0: the\n"   \
+    "                     library's default)\n"                                \
+    "  --epoch-batches N  batches per epoch (micro-batch; 0: the default)\n"   \
     "  --metrics          print the runtime's metrics as JSON to stderr at\n"  \
     "                     exit\n"                                              \
     "  --help             this text\n"
@@ -104,6 +106,24 @@ static inline int ex_option(ex_opts_t *o, int argc, char **argv, int *i)
             o->ckpt_set = true;
         *i += 1;
         return 1;
+    }
+    return 0;
+}
+
+/* The file arguments as a source. "-" is standard input, as for cat, and
+ * stands alone (the file source reads either files or standard input):
+ * then no files. Returns 0, or -1 (said on stderr) for "-" among files. */
+static inline int ex_files(const char *name, const char **files, size_t *n)
+{
+    for (size_t i = 0; i < *n; i++) {
+        if (strcmp(files[i], "-") != 0)
+            continue;
+        if (*n > 1) {
+            fprintf(stderr,
+                    "%s: - (standard input) cannot be read with files\n", name);
+            return -1;
+        }
+        *n = 0;
     }
     return 0;
 }

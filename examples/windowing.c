@@ -258,7 +258,8 @@ static int usage(const char *argv0)
             "                [--slide L] [--disorder D] [--delay W]\n"
             "                [--lateness A] [--seed S] [options]\n"
             "Runs one of fleet's window examples and prints its lines, "
-            "sorted.\n"
+            "sorted\n(count: of the files, or of standard input when none or "
+            "-).\n"
             "  --quiet            no summary line on stderr\n" EX_COMMON_USAGE,
             argv0, argv0, argv0);
     return 2;
@@ -321,6 +322,10 @@ int main(int argc, char **argv)
     }
     if (size == 0 || slide == 0 || keys == 0 || disorder == 0)
         goto bad;
+    if (ex_files("windowing", files, &nfiles) != 0) {
+        free(files);
+        return 2;
+    }
 
     fleet_runtime_t *rt;
     int err = ex_runtime(&o, &rt);

@@ -137,9 +137,10 @@ static int usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s [--top N] [options] [FILE...]\n"
-            "Counts the words of the files (standard input when none) and "
-            "prints\n\"word count\" lines sorted by word.\n"
-            "  --top N            only the N most frequent words, by count\n"
+            "Counts the words of the files (standard input when none, or "
+            "-) and prints\n\"word count\" lines sorted by word.\n"
+            "  --top N            only the N (>= 1) most frequent words, by "
+            "count\n"
             "  --quiet            no summary line on stderr\n" EX_COMMON_USAGE,
             argv0);
     return 2;
@@ -163,7 +164,8 @@ int main(int argc, char **argv)
         if (r > 0)
             continue;
         if (strcmp(argv[i], "--top") == 0) {
-            if (i + 1 >= argc || ex_number(argv[++i], SIZE_MAX, &top) != 0) {
+            if (i + 1 >= argc || ex_number(argv[++i], SIZE_MAX, &top) != 0 ||
+                top == 0) {
                 free(files);
                 return usage(argv[0]);
             }
@@ -182,6 +184,11 @@ int main(int argc, char **argv)
         } else {
             files[nfiles++] = argv[i];
         }
+    }
+
+    if (ex_files("wordcount", files, &nfiles) != 0) {
+        free(files);
+        return 2;
     }
 
     fleet_runtime_t *rt;

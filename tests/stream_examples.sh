@@ -68,6 +68,8 @@ check "wordcount: files are one byte stream" "$tmp/want" "$tmp/got"
 oracle_wc <"$tmp/mixed" >"$tmp/want"
 "$bin/wordcount" --quiet <"$tmp/mixed" >"$tmp/got"
 check "wordcount stdin" "$tmp/want" "$tmp/got"
+"$bin/wordcount" --quiet - <"$tmp/mixed" >"$tmp/got"
+check "wordcount - (stdin, as for cat)" "$tmp/want" "$tmp/got"
 
 oracle_wc <"$tmp/gpl4" >"$tmp/want"
 for shape in "--task-managers 1" "--task-managers 3 --batch 700" \
@@ -135,6 +137,8 @@ printf '%s y\n' "$long_word" >"$tmp/longword"
 printf '%s 0 1 1\ny 0 1 1\n' "$long_word" >"$tmp/want"
 "$bin/windowing" count --quiet "$tmp/longword" >"$tmp/got"
 check "windowing count, a 600-byte word" "$tmp/want" "$tmp/got"
+"$bin/windowing" count --quiet - <"$tmp/longword" >"$tmp/got"
+check "windowing count - (stdin)" "$tmp/want" "$tmp/got"
 for mode in "count $tmp/gpl4" "tumbling --events 200000 --lateness 0" \
     "sliding --events 200000 --lateness 100" \
     "tumbling --events 200000 --disorder 2000 --delay 100"; do
@@ -169,6 +173,16 @@ else
     echo "FAIL: imagestats --help / bad options"
     fail=1
 fi
+# Standard input cannot be read with files; --top takes N >= 1.
+for args in "- $tmp/gpl" "--top 0 $tmp/gpl"; do
+    # shellcheck disable=SC2086
+    if "$bin/wordcount" $args </dev/null >/dev/null 2>&1; then
+        echo "FAIL: wordcount $args succeeded"
+        fail=1
+    else
+        echo "ok: wordcount $args refused"
+    fi
+done
 if "$bin/wordcount" /nonexistent/input >/dev/null 2>&1; then
     echo "FAIL: wordcount on a missing file succeeded"
     fail=1
